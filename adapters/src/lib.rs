@@ -1,0 +1,1 @@
+//! LogStore adapters (under construction).

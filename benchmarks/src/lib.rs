@@ -1,0 +1,1 @@
+//! walrus-benchmarks (under construction).

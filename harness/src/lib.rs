@@ -1,0 +1,1 @@
+//! walrus-harness (under construction).

@@ -1,0 +1,1 @@
+//! walrus-proptests (under construction).

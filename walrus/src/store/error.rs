@@ -1,0 +1,92 @@
+//! The one error type of the `LogStore` contract, shared by every store.
+
+use std::io;
+use std::path::PathBuf;
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything a store can report. Variants carry what a user needs to act.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// An I/O call failed; `context` names the operation and the file.
+    #[error("I/O error while {context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: io::Error,
+    },
+
+    /// File content that cannot be what this store wrote.
+    #[error("corruption in {file} at offset {offset}: {reason}")]
+    Corruption {
+        file: PathBuf,
+        offset: u64,
+        reason: String,
+    },
+
+    /// A checksum did not match its record.
+    #[error("checksum mismatch: expected {expected:#018x}, got {got:#018x}")]
+    ChecksumMismatch { expected: u64, got: u64 },
+
+    /// A file whose magic bytes are not ours.
+    #[error("{file} is not a {expected} file (bad magic)")]
+    BadMagic {
+        file: PathBuf,
+        expected: &'static str,
+    },
+
+    /// A file written by a newer (or unknown) format version.
+    #[error("{file} has format version {found}; this build reads version {supported}")]
+    UnsupportedVersion {
+        file: PathBuf,
+        found: u32,
+        supported: u32,
+    },
+
+    /// Another instance (this process or another) holds the data directory.
+    #[error("data directory {0} is locked by another open instance")]
+    Locked(PathBuf),
+
+    /// The data directory is unusable (a file, unreadable, owned by another store...).
+    #[error("cannot use data directory {path}: {reason}")]
+    BadDirectory { path: PathBuf, reason: String },
+
+    #[error("invalid topic: {reason}")]
+    InvalidTopic { reason: String },
+
+    #[error("invalid instance key: {reason}")]
+    InvalidKey { reason: String },
+
+    #[error("entry of {size} bytes exceeds the maximum of {max} bytes")]
+    EntryTooLarge { size: u64, max: u64 },
+
+    #[error("invalid batch: {reason}")]
+    InvalidBatch { reason: String },
+
+    /// Any other argument a store refuses.
+    #[error("invalid input: {0}")]
+    InvalidInput(String),
+
+    /// A previous write or fsync failed, so this instance refuses further
+    /// writes: data it covered cannot be assumed durable. Reopen to recover.
+    #[error("instance refuses writes after an earlier failure: {0}")]
+    Failed(String),
+
+    /// An error reported by an external store (RocksDB, sled, ...).
+    #[error("{store} error: {message}")]
+    Backend {
+        store: &'static str,
+        message: String,
+    },
+}
+
+impl Error {
+    /// Wraps an `io::Error` with what was being done when it happened.
+    pub fn io(context: impl Into<String>, source: io::Error) -> Error {
+        Error::Io {
+            context: context.into(),
+            source,
+        }
+    }
+}
