@@ -1,0 +1,349 @@
+//! Durable consumer cursors: a snapshot file replaced atomically, plus an
+//! append-only log of cursor updates since that snapshot.
+//!
+//! Persisting one cursor is one small append and (when asked) one fdatasync,
+//! so `StrictlyAtOnce` costs one sync per consuming read rather than the
+//! three of a write-temp-and-rename. The log is folded into a new snapshot
+//! (write temp, fsync, rename, fsync directory) when it grows past a bound,
+//! at every open, and after any failed write to it.
+//!
+//! ```text
+//! cursors.snap
+//!   0  [u8; 8] magic "WALRUSCS"
+//!   8  u32     format version (1)
+//!  12  u32     number of cursors
+//!  16  u64     generation g (names the log that continues this snapshot)
+//!  24  ..      per cursor: u16 topic length, topic bytes, u64 next sequence
+//!  end u64     crc64 of every byte before it
+//!
+//! cursors-<g>.log
+//!   0  [u8; 8] magic "WALRUSCL"
+//!   8  u32     format version (1)
+//!  12  u32     reserved, 0
+//!  16  u64     generation g
+//!  24  u64     crc64 of bytes 0..24
+//!  32  ..      records: u64 crc64 of the rest, u64 next sequence,
+//!              u16 topic length, topic bytes
+//! ```
+
+use crate::format::{crc64, FORMAT_VERSION};
+use crate::storage::{FileKind, OpenMode, Storage, StorageFile};
+use crate::store::{Error, Result, MAX_TOPIC_LEN};
+use parking_lot::Mutex;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+const SNAP_MAGIC: [u8; 8] = *b"WALRUSCS";
+const LOG_MAGIC: [u8; 8] = *b"WALRUSCL";
+const LOG_HEADER_LEN: u64 = 32;
+const SNAP_NAME: &str = "cursors.snap";
+const SNAP_TMP_NAME: &str = "cursors.snap.tmp";
+/// The log is folded into a snapshot once it is this long.
+const LOG_COMPACT_BYTES: u64 = 4 << 20;
+
+pub struct CursorStore {
+    storage: Arc<dyn Storage>,
+    dir: PathBuf,
+    inner: Mutex<Inner>,
+}
+
+struct Inner {
+    generation: u64,
+    /// `None` until the first compaction, and again after a failed write to
+    /// the log: its tail may then hold a partial record, so nothing may be
+    /// appended after it until a compaction starts a new log.
+    log: Option<Arc<dyn StorageFile>>,
+    log_len: u64,
+    values: HashMap<String, u64>,
+}
+
+fn log_name(generation: u64) -> String {
+    format!("cursors-{generation:020}.log")
+}
+
+impl CursorStore {
+    /// Loads the cursors of `dir`. Unknown versions and damaged snapshots are
+    /// errors: silently losing cursors would redeliver consumed entries.
+    pub fn open(storage: Arc<dyn Storage>, dir: &Path) -> Result<(CursorStore, HashMap<String, u64>)> {
+        let names = storage.list(dir).map_err(|e| Error::io(format!("listing {}", dir.display()), e))?;
+        let (generation, mut values) = if names.iter().any(|n| n == SNAP_NAME) {
+            read_snapshot(&*storage, &dir.join(SNAP_NAME))?
+        } else {
+            (0, HashMap::new())
+        };
+        let current_log = log_name(generation);
+        if names.iter().any(|n| *n == current_log) {
+            replay_log(&*storage, &dir.join(&current_log), generation, &mut values)?;
+        }
+        // Leftovers of an interrupted compaction.
+        for name in &names {
+            let stale_log = name.starts_with("cursors-") && name.ends_with(".log") && *name != current_log;
+            if stale_log || name == SNAP_TMP_NAME {
+                let path = dir.join(name);
+                storage.remove(&path).map_err(|e| Error::io(format!("removing {}", path.display()), e))?;
+            }
+        }
+        // No log is open until the first compaction, which the engine runs
+        // right after recovery (`reset`).
+        let store = CursorStore {
+            storage,
+            dir: dir.to_owned(),
+            inner: Mutex::new(Inner {
+                generation,
+                log: None,
+                log_len: LOG_HEADER_LEN,
+                values: HashMap::new(),
+            }),
+        };
+        Ok((store, values))
+    }
+
+    /// Replaces every cursor at once and makes the result durable; used at
+    /// open, after recovery has clamped cursors to the data that survived.
+    pub fn reset(&self, values: HashMap<String, u64>) -> Result<()> {
+        let mut inner = self.inner.lock();
+        inner.values = values;
+        self.compact(&mut inner)
+    }
+
+    /// Records `topic`'s cursor; with `sync`, durably before returning.
+    pub fn persist(&self, topic: &str, next_seq: u64, sync: bool) -> Result<()> {
+        debug_assert!(topic.len() <= MAX_TOPIC_LEN);
+        let mut inner = self.inner.lock();
+        inner.values.insert(topic.to_owned(), next_seq);
+        let log = match &inner.log {
+            Some(log) if inner.log_len < LOG_COMPACT_BYTES => log.clone(),
+            _ => return self.compact(&mut inner),
+        };
+        let record = encode_record(topic, next_seq);
+        let written = log
+            .write_all_at(&record, inner.log_len)
+            .and_then(|()| if sync { log.sync() } else { Ok(()) });
+        match written {
+            Ok(()) => {
+                inner.log_len += record.len() as u64;
+                Ok(())
+            }
+            Err(e) => {
+                inner.log = None;
+                Err(Error::io("persisting a cursor", e))
+            }
+        }
+    }
+
+    /// Makes every cursor recorded so far durable.
+    pub fn sync(&self) -> Result<()> {
+        let mut inner = self.inner.lock();
+        let Some(log) = inner.log.clone() else { return self.compact(&mut inner) };
+        log.sync().map_err(|e| {
+            inner.log = None;
+            Error::io("syncing the cursor log", e)
+        })
+    }
+
+    /// Writes a new snapshot of generation g+1 and an empty log g+1, then
+    /// drops log g. A crash at any point leaves either the old snapshot with
+    /// its log or the new snapshot with its (empty) log.
+    fn compact(&self, inner: &mut Inner) -> Result<()> {
+        inner.log = None;
+        let next = inner.generation + 1;
+        let storage = &*self.storage;
+        let log = create_log(storage, &self.dir, next)?;
+        let tmp = self.dir.join(SNAP_TMP_NAME);
+        let snap = self.dir.join(SNAP_NAME);
+        let io = |what: &str, path: &Path| format!("{what} {}", path.display());
+        let _ = storage.remove(&tmp);
+        let file = storage
+            .open(&tmp, OpenMode::CreateNew, FileKind::Small)
+            .map_err(|e| Error::io(io("creating", &tmp), e))?;
+        let bytes = encode_snapshot(next, &inner.values);
+        file.write_all_at(&bytes, 0).map_err(|e| Error::io(io("writing", &tmp), e))?;
+        file.sync().map_err(|e| Error::io(io("syncing", &tmp), e))?;
+        storage.rename(&tmp, &snap).map_err(|e| Error::io(io("renaming", &tmp), e))?;
+        storage.sync_dir(&self.dir).map_err(|e| Error::io(io("syncing", &self.dir), e))?;
+        let old = self.dir.join(log_name(inner.generation));
+        let _ = storage.remove(&old);
+        inner.generation = next;
+        inner.log = Some(log);
+        inner.log_len = LOG_HEADER_LEN;
+        Ok(())
+    }
+}
+
+fn create_log(storage: &dyn Storage, dir: &Path, generation: u64) -> Result<Arc<dyn StorageFile>> {
+    let path = dir.join(log_name(generation));
+    let _ = storage.remove(&path);
+    let file = storage
+        .open(&path, OpenMode::CreateNew, FileKind::Small)
+        .map_err(|e| Error::io(format!("creating {}", path.display()), e))?;
+    let mut header = [0u8; LOG_HEADER_LEN as usize];
+    header[0..8].copy_from_slice(&LOG_MAGIC);
+    header[8..12].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
+    header[16..24].copy_from_slice(&generation.to_le_bytes());
+    let crc = crc64(&[&header[0..24]]);
+    header[24..32].copy_from_slice(&crc.to_le_bytes());
+    file.write_all_at(&header, 0)
+        .and_then(|()| file.sync())
+        .map_err(|e| Error::io(format!("writing {}", path.display()), e))?;
+    Ok(file)
+}
+
+fn encode_record(topic: &str, next_seq: u64) -> Vec<u8> {
+    let mut r = Vec::with_capacity(18 + topic.len());
+    r.extend_from_slice(&[0u8; 8]);
+    r.extend_from_slice(&next_seq.to_le_bytes());
+    r.extend_from_slice(&(topic.len() as u16).to_le_bytes());
+    r.extend_from_slice(topic.as_bytes());
+    let crc = crc64(&[&r[8..]]);
+    r[0..8].copy_from_slice(&crc.to_le_bytes());
+    r
+}
+
+fn encode_snapshot(generation: u64, values: &HashMap<String, u64>) -> Vec<u8> {
+    let mut b = Vec::new();
+    b.extend_from_slice(&SNAP_MAGIC);
+    b.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+    b.extend_from_slice(&(values.len() as u32).to_le_bytes());
+    b.extend_from_slice(&generation.to_le_bytes());
+    let mut sorted: Vec<_> = values.iter().collect();
+    sorted.sort();
+    for (topic, seq) in sorted {
+        b.extend_from_slice(&(topic.len() as u16).to_le_bytes());
+        b.extend_from_slice(topic.as_bytes());
+        b.extend_from_slice(&seq.to_le_bytes());
+    }
+    let crc = crc64(&[&b]);
+    b.extend_from_slice(&crc.to_le_bytes());
+    b
+}
+
+fn read_all(storage: &dyn Storage, path: &Path) -> Result<Vec<u8>> {
+    let io = |e| Error::io(format!("reading {}", path.display()), e);
+    let file = storage.open(path, OpenMode::Existing, FileKind::Small).map_err(io)?;
+    let len = file.len().map_err(io)?;
+    if len > 1 << 30 {
+        return Err(corrupt(path, 0, format!("implausible length {len}")));
+    }
+    let mut buf = vec![0u8; len as usize];
+    file.read_exact_at(&mut buf, 0).map_err(io)?;
+    Ok(buf)
+}
+
+fn corrupt(path: &Path, offset: u64, reason: String) -> Error {
+    Error::Corruption { file: path.to_owned(), offset, reason }
+}
+
+fn check_magic_and_version(b: &[u8], magic: &[u8; 8], path: &Path, what: &'static str) -> Result<()> {
+    if b.len() < 12 || b[0..8] != *magic {
+        return Err(Error::BadMagic { file: path.to_owned(), expected: what });
+    }
+    let version = u32::from_le_bytes(b[8..12].try_into().expect("4 bytes"));
+    if version != FORMAT_VERSION {
+        return Err(Error::UnsupportedVersion { file: path.to_owned(), found: version, supported: FORMAT_VERSION });
+    }
+    Ok(())
+}
+
+/// A cursor snapshot is replaced by rename, so it is never torn: any damage
+/// is corruption and is reported rather than guessed around.
+fn read_snapshot(storage: &dyn Storage, path: &Path) -> Result<(u64, HashMap<String, u64>)> {
+    let b = read_all(storage, path)?;
+    check_magic_and_version(&b, &SNAP_MAGIC, path, "Walrus cursor snapshot")?;
+    if b.len() < 32 {
+        return Err(corrupt(path, 0, "truncated cursor snapshot".into()));
+    }
+    let body = &b[..b.len() - 8];
+    let stored = u64::from_le_bytes(b[b.len() - 8..].try_into().expect("8 bytes"));
+    let got = crc64(&[body]);
+    if stored != got {
+        return Err(corrupt(path, 0, format!("snapshot checksum {got:#x} != stored {stored:#x}")));
+    }
+    let count = u32::from_le_bytes(body[12..16].try_into().expect("4 bytes")) as usize;
+    let generation = u64::from_le_bytes(body[16..24].try_into().expect("8 bytes"));
+    let mut values = HashMap::with_capacity(count.min(1 << 16));
+    let mut at = 24usize;
+    for _ in 0..count {
+        let bad = || corrupt(path, at as u64, "cursor entry overruns snapshot".into());
+        let len = u16::from_le_bytes(body.get(at..at + 2).ok_or_else(bad)?.try_into().expect("2 bytes")) as usize;
+        let topic = body.get(at + 2..at + 2 + len).ok_or_else(bad)?;
+        let seq = body.get(at + 2 + len..at + 10 + len).ok_or_else(bad)?;
+        let topic = std::str::from_utf8(topic).map_err(|_| corrupt(path, at as u64, "topic is not UTF-8".into()))?;
+        values.insert(topic.to_owned(), u64::from_le_bytes(seq.try_into().expect("8 bytes")));
+        at += 10 + len;
+    }
+    if at != body.len() {
+        return Err(corrupt(path, at as u64, "trailing bytes after cursors".into()));
+    }
+    Ok((generation, values))
+}
+
+/// Applies the log's records in order. A torn or damaged record ends the
+/// replay: it can only be the tail of an interrupted append.
+fn replay_log(storage: &dyn Storage, path: &Path, generation: u64, values: &mut HashMap<String, u64>) -> Result<()> {
+    let b = read_all(storage, path)?;
+    check_magic_and_version(&b, &LOG_MAGIC, path, "Walrus cursor log")?;
+    let header_ok = b.len() >= LOG_HEADER_LEN as usize
+        && crc64(&[&b[0..24]]).to_le_bytes() == b[24..32]
+        && b[16..24] == generation.to_le_bytes();
+    if !header_ok {
+        return Err(corrupt(path, 0, "cursor log header damaged or of another generation".into()));
+    }
+    let mut at = LOG_HEADER_LEN as usize;
+    while at + 18 <= b.len() {
+        let len = u16::from_le_bytes([b[at + 16], b[at + 17]]) as usize;
+        if len == 0 || len > MAX_TOPIC_LEN || at + 18 + len > b.len() {
+            break;
+        }
+        let record = &b[at..at + 18 + len];
+        if crc64(&[&record[8..]]).to_le_bytes() != record[0..8] {
+            break;
+        }
+        let Ok(topic) = std::str::from_utf8(&record[18..]) else { break };
+        values.insert(topic.to_owned(), u64::from_le_bytes(record[8..16].try_into().expect("8 bytes")));
+        at += 18 + len;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::FdStorage;
+
+    fn open(dir: &Path) -> (CursorStore, HashMap<String, u64>) {
+        CursorStore::open(Arc::new(FdStorage::new()), dir).unwrap()
+    }
+
+    #[test]
+    fn cursors_survive_reopen_and_compaction() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, values) = open(dir.path());
+        assert!(values.is_empty());
+        store.reset(values).unwrap();
+        store.persist("a", 3, true).unwrap();
+        store.persist("b", 9, false).unwrap();
+        store.persist("a", 4, true).unwrap();
+        drop(store);
+        let (store, values) = open(dir.path());
+        assert_eq!(values.get("a"), Some(&4));
+        assert_eq!(values.get("b"), Some(&9));
+        store.reset(values).unwrap();
+        store.persist("a", 5, true).unwrap();
+        drop(store);
+        let (_, values) = open(dir.path());
+        assert_eq!(values.get("a"), Some(&5));
+        let logs = std::fs::read_dir(dir.path()).unwrap().filter(|e| {
+            e.as_ref().unwrap().file_name().to_string_lossy().ends_with(".log")
+        });
+        assert_eq!(logs.count(), 1, "old generations are removed");
+    }
+
+    #[test]
+    fn a_garbage_snapshot_is_a_typed_error() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(SNAP_NAME), b"not a snapshot at all, nope").unwrap();
+        let err = CursorStore::open(Arc::new(FdStorage::new()), dir.path()).err().unwrap();
+        assert!(matches!(err, Error::BadMagic { .. }), "{err}");
+    }
+}

@@ -1,0 +1,645 @@
+//! The Walrus instance: opening (lock, recovery, cursors), appends, reads,
+//! cursor persistence, the background flusher, and space reclamation.
+
+use crate::cursor::CursorStore;
+use crate::format::{align_up, encode_frame, frame_len, BlockHeader, ALIGN};
+use crate::recovery::{self, RecoveryReport};
+use crate::segment::{Allocator, Segment, EXTENT_UNIT};
+use crate::storage::{Backend, Storage};
+use crate::store::{
+    validate_batch_len, validate_topic, Entry, Error, FsyncSchedule, LogStore, ReadConsistency,
+    Result,
+};
+use crate::topic::{Block, Topic};
+use parking_lot::{Condvar, Mutex, RwLock};
+use std::collections::{BTreeMap, HashMap};
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+const DEFAULT_SEGMENT_BYTES: u64 = 64 << 20;
+const DEFAULT_BLOCK_BYTES: u64 = 1 << 20;
+const DEFAULT_DATA_DIR: &str = "wal_files";
+const DEFAULT_KEY: &str = "default";
+const MAX_KEY_LEN: usize = 64;
+
+/// Configures and opens a [`Walrus`]. Nothing here reads the process
+/// environment unless asked to (`Walrus::new` and friends do).
+#[derive(Clone, Debug)]
+pub struct WalrusBuilder {
+    data_dir: PathBuf,
+    key: String,
+    consistency: ReadConsistency,
+    fsync: FsyncSchedule,
+    backend: Backend,
+    segment_bytes: u64,
+    block_bytes: u64,
+    quiet: bool,
+    #[cfg(feature = "test-support")]
+    storage: Option<StorageOverride>,
+}
+
+#[cfg(feature = "test-support")]
+#[derive(Clone)]
+struct StorageOverride(Arc<dyn Storage>);
+
+#[cfg(feature = "test-support")]
+impl std::fmt::Debug for StorageOverride {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0.describe())
+    }
+}
+
+impl Default for WalrusBuilder {
+    fn default() -> Self {
+        WalrusBuilder {
+            data_dir: PathBuf::from(DEFAULT_DATA_DIR),
+            key: DEFAULT_KEY.into(),
+            consistency: ReadConsistency::StrictlyAtOnce,
+            fsync: FsyncSchedule::Milliseconds(200),
+            backend: Backend::Fd,
+            segment_bytes: DEFAULT_SEGMENT_BYTES,
+            block_bytes: DEFAULT_BLOCK_BYTES,
+            quiet: false,
+            #[cfg(feature = "test-support")]
+            storage: None,
+        }
+    }
+}
+
+impl WalrusBuilder {
+    /// Directory holding one subdirectory per instance key.
+    pub fn data_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.data_dir = dir.into();
+        self
+    }
+
+    /// Namespace inside the data directory: 1-64 bytes of `[A-Za-z0-9_.-]`,
+    /// not starting with a dot.
+    pub fn instance_key(mut self, key: impl Into<String>) -> Self {
+        self.key = key.into();
+        self
+    }
+
+    pub fn consistency(mut self, consistency: ReadConsistency) -> Self {
+        self.consistency = consistency;
+        self
+    }
+
+    pub fn fsync(mut self, fsync: FsyncSchedule) -> Self {
+        self.fsync = fsync;
+        self
+    }
+
+    pub fn backend(mut self, backend: Backend) -> Self {
+        self.backend = backend;
+        self
+    }
+
+    /// Size of new segment files (default 64 MiB). Entries up to nearly this
+    /// size are accepted.
+    pub fn segment_bytes(mut self, bytes: u64) -> Self {
+        self.segment_bytes = bytes;
+        self
+    }
+
+    /// Default extent a topic reserves at a time (default 1 MiB).
+    pub fn block_bytes(mut self, bytes: u64) -> Self {
+        self.block_bytes = bytes;
+        self
+    }
+
+    /// Suppresses the backend line logged at open.
+    pub fn quiet(mut self, quiet: bool) -> Self {
+        self.quiet = quiet;
+        self
+    }
+
+    /// Runs the engine on a caller-supplied storage (the simulated storage of
+    /// the crash suites). No directory lock is taken: the storage is private.
+    #[cfg(feature = "test-support")]
+    pub fn storage(mut self, storage: Arc<dyn Storage>) -> Self {
+        self.storage = Some(StorageOverride(storage));
+        self
+    }
+
+    /// Applies `WALRUS_DATA_DIR`, `WALRUS_BACKEND`/`BACKEND` and `WALRUS_QUIET`.
+    pub fn from_env(mut self) -> Result<Self> {
+        if let Ok(dir) = std::env::var("WALRUS_DATA_DIR") {
+            self.data_dir = dir.into();
+        }
+        self.backend = Backend::from_env().map_err(Error::InvalidInput)?;
+        self.quiet = std::env::var("WALRUS_QUIET").is_ok_and(|v| v == "1");
+        Ok(self)
+    }
+
+    pub fn open(self) -> Result<Walrus> {
+        Walrus::open(self)
+    }
+
+    fn validate(&self) -> Result<()> {
+        validate_key(&self.key)?;
+        let block_ok = self.block_bytes >= 2 * EXTENT_UNIT && self.block_bytes % EXTENT_UNIT == 0;
+        if !block_ok || self.segment_bytes < self.block_bytes + EXTENT_UNIT || self.segment_bytes % EXTENT_UNIT != 0 {
+            return Err(Error::InvalidInput(format!(
+                "segment of {} bytes and block of {} bytes: both must be multiples of {EXTENT_UNIT}, \
+                 the block at least {}, and the segment larger than one block",
+                self.segment_bytes,
+                self.block_bytes,
+                2 * EXTENT_UNIT
+            )));
+        }
+        if let ReadConsistency::AtLeastOnce { persist_every: 0 } = self.consistency {
+            return Err(Error::InvalidInput("persist_every must be at least 1".into()));
+        }
+        if let FsyncSchedule::Milliseconds(0) = self.fsync {
+            return Err(Error::InvalidInput("a Milliseconds schedule needs n > 0".into()));
+        }
+        Ok(())
+    }
+}
+
+fn validate_key(key: &str) -> Result<()> {
+    let ok_chars = key.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
+    if key.is_empty() || key.len() > MAX_KEY_LEN || !ok_chars || key.starts_with('.') {
+        return Err(Error::InvalidKey {
+            reason: format!(
+                "{:?}: use 1-{MAX_KEY_LEN} bytes of [A-Za-z0-9_.-], not starting with '.'",
+                key.chars().take(80).collect::<String>()
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// A topic-based write-ahead log. See the crate docs and `docs/format.md`.
+pub struct Walrus {
+    inner: Arc<Inner>,
+    flusher: Option<Flusher>,
+}
+
+struct Inner {
+    dir: PathBuf,
+    storage: Arc<dyn Storage>,
+    consistency: ReadConsistency,
+    fsync: FsyncSchedule,
+    block_bytes: u64,
+    max_frame_bytes: u64,
+    topics: RwLock<HashMap<String, Arc<Topic>>>,
+    alloc: Mutex<Allocator>,
+    segments: Mutex<BTreeMap<u64, Arc<Segment>>>,
+    cursors: CursorStore,
+    failed: AtomicBool,
+    failure: Mutex<Option<String>>,
+    report: RecoveryReport,
+    _lock: Option<File>,
+}
+
+impl Walrus {
+    /// Opens the default instance (`WALRUS_DATA_DIR`, default `./wal_files`)
+    /// with `StrictlyAtOnce` reads and a 200 ms fsync schedule.
+    pub fn new() -> Result<Walrus> {
+        Walrus::builder().from_env()?.open()
+    }
+
+    pub fn with_consistency(consistency: ReadConsistency) -> Result<Walrus> {
+        Walrus::builder().from_env()?.consistency(consistency).open()
+    }
+
+    pub fn with_consistency_and_schedule(consistency: ReadConsistency, fsync: FsyncSchedule) -> Result<Walrus> {
+        Walrus::builder().from_env()?.consistency(consistency).fsync(fsync).open()
+    }
+
+    pub fn builder() -> WalrusBuilder {
+        WalrusBuilder::default()
+    }
+
+    fn open(b: WalrusBuilder) -> Result<Walrus> {
+        b.validate()?;
+        let dir = b.data_dir.join(&b.key);
+        #[cfg(feature = "test-support")]
+        let (storage, lock) = match &b.storage {
+            Some(StorageOverride(s)) => (s.clone(), None),
+            None => (b.backend.storage(), Some(lock_dir(&b.data_dir, &dir)?)),
+        };
+        #[cfg(not(feature = "test-support"))]
+        let (storage, lock) = (b.backend.storage(), Some(lock_dir(&b.data_dir, &dir)?));
+        if !b.quiet {
+            tracing::info!("walrus: {} at {}", storage.describe(), dir.display());
+        }
+        let recovered = recovery::recover(&*storage, &dir)?;
+        for d in &recovered.report.dropped {
+            tracing::warn!("walrus recovery dropped {} at {}: {}", d.file.display(), d.offset, d.reason);
+        }
+        let (cursors, mut positions) = CursorStore::open(storage.clone(), &dir)?;
+        let mut report = recovered.report;
+        let mut topics = HashMap::new();
+        let mut deletable = Vec::new();
+        for (name, state) in recovered.topics {
+            let cursor = positions.get(&name).copied().unwrap_or(0);
+            let first = state.blocks.front().map_or(state.next_seq, |b| b.first_seq);
+            let clamped = cursor.clamp(first, state.next_seq);
+            if clamped != cursor {
+                report.dropped.push(recovery::Dropped {
+                    file: dir.join("cursors.snap"),
+                    offset: 0,
+                    topic: Some(name.clone()),
+                    reason: format!("cursor {cursor} outside the recovered entries {first}..{}", state.next_seq),
+                });
+            }
+            positions.insert(name.clone(), clamped);
+            let topic = Topic::new(name.clone(), state.blocks, state.next_seq, state.next_block_seq, clamped);
+            deletable.extend(release_consumed(&topic, clamped));
+            topics.insert(name, Arc::new(topic));
+        }
+        // Topics whose data is all reclaimed live on in their cursors only.
+        for (name, &cursor) in &positions {
+            topics.entry(name.clone()).or_insert_with(|| {
+                Arc::new(Topic::new(name.clone(), Default::default(), cursor, 0, cursor))
+            });
+        }
+        cursors.reset(positions)?;
+        for segment in recovered.segments.values() {
+            if segment.seal() {
+                deletable.push(segment.clone());
+            }
+        }
+        let inner = Arc::new(Inner {
+            dir,
+            storage,
+            consistency: b.consistency,
+            fsync: b.fsync,
+            block_bytes: b.block_bytes,
+            max_frame_bytes: b.segment_bytes - 2 * EXTENT_UNIT,
+            topics: RwLock::new(topics),
+            alloc: Mutex::new(Allocator::new(recovered.next_segment_id, b.segment_bytes)),
+            segments: Mutex::new(recovered.segments),
+            cursors,
+            failed: AtomicBool::new(false),
+            failure: Mutex::new(None),
+            report,
+            _lock: lock,
+        });
+        for segment in deletable {
+            inner.delete_segment(&segment);
+        }
+        let flusher = b.fsync.interval().map(|every| Flusher::start(inner.clone(), every));
+        Ok(Walrus { inner, flusher })
+    }
+
+    /// What recovery found at open, including everything it dropped.
+    pub fn recovery_report(&self) -> &RecoveryReport {
+        &self.inner.report
+    }
+
+    /// The instance directory (data directory joined with the instance key).
+    pub fn dir(&self) -> &Path {
+        &self.inner.dir
+    }
+
+    pub fn append_for_topic(&self, topic: &str, payload: &[u8]) -> Result<()> {
+        self.inner.append(topic, &[payload])
+    }
+
+    /// Appends up to 2,000 entries atomically: after a crash all or none are there.
+    pub fn batch_append_for_topic(&self, topic: &str, payloads: &[&[u8]]) -> Result<()> {
+        self.inner.append(topic, payloads)
+    }
+
+    pub fn read_next(&self, topic: &str, checkpoint: bool) -> Result<Option<Entry>> {
+        Ok(self.inner.read(topic, usize::MAX, 1, checkpoint)?.pop())
+    }
+
+    /// Reads entries totalling at most `max_bytes` of payload, but at least
+    /// one when one is available.
+    pub fn batch_read_for_topic(&self, topic: &str, max_bytes: usize, checkpoint: bool) -> Result<Vec<Entry>> {
+        self.inner.read(topic, max_bytes, usize::MAX, checkpoint)
+    }
+
+    /// Makes every acknowledged append durable.
+    pub fn sync(&self) -> Result<()> {
+        self.inner.sync_segments()
+    }
+}
+
+impl Drop for Walrus {
+    fn drop(&mut self) {
+        if let Some(flusher) = self.flusher.take() {
+            flusher.stop();
+        }
+        if let Err(e) = self.inner.persist_pending_cursors() {
+            tracing::warn!("walrus: persisting cursors at close failed: {e}");
+        }
+    }
+}
+
+impl LogStore for Walrus {
+    fn name(&self) -> &str {
+        "walrus"
+    }
+
+    fn append(&self, topic: &str, payload: &[u8]) -> Result<()> {
+        self.append_for_topic(topic, payload)
+    }
+
+    fn batch_append(&self, topic: &str, payloads: &[&[u8]]) -> Result<()> {
+        self.batch_append_for_topic(topic, payloads)
+    }
+
+    fn read_next(&self, topic: &str, checkpoint: bool) -> Result<Option<Entry>> {
+        Walrus::read_next(self, topic, checkpoint)
+    }
+
+    fn batch_read(&self, topic: &str, max_bytes: usize, checkpoint: bool) -> Result<Vec<Entry>> {
+        self.batch_read_for_topic(topic, max_bytes, checkpoint)
+    }
+
+    fn sync(&self) -> Result<()> {
+        Walrus::sync(self)
+    }
+}
+
+/// Takes the advisory lock of an instance directory, creating it if needed.
+fn lock_dir(data_dir: &Path, dir: &Path) -> Result<File> {
+    let bad = |reason: String| Error::BadDirectory { path: data_dir.to_owned(), reason };
+    if data_dir.exists() && !data_dir.is_dir() {
+        return Err(bad("it is not a directory".into()));
+    }
+    std::fs::create_dir_all(dir).map_err(|e| bad(format!("cannot create {}: {e}", dir.display())))?;
+    let path = dir.join("LOCK");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .read(true)
+        .write(true)
+        .open(&path)
+        .map_err(|e| bad(format!("cannot open {}: {e}", path.display())))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(Error::Locked(dir.to_owned())),
+        Err(std::fs::TryLockError::Error(e)) => Err(Error::io(format!("locking {}", path.display()), e)),
+    }
+}
+
+/// Drops the topic's leading extents whose entries are all below `consumed`;
+/// returns segments that became empty.
+fn release_consumed(topic: &Topic, consumed: u64) -> Vec<Arc<Segment>> {
+    let mut deletable = Vec::new();
+    let mut blocks = topic.blocks.write();
+    while let Some(front) = blocks.front() {
+        if !front.is_sealed() || front.committed().1 > consumed {
+            break;
+        }
+        let block = blocks.pop_front().expect("front exists");
+        if block.segment.release_block() {
+            deletable.push(block.segment.clone());
+        }
+    }
+    deletable
+}
+
+impl Inner {
+    fn check_writable(&self) -> Result<()> {
+        if self.failed.load(Ordering::Acquire) {
+            let reason = self.failure.lock().clone().unwrap_or_default();
+            return Err(Error::Failed(reason));
+        }
+        Ok(())
+    }
+
+    /// Refuses all later writes: the data an fsync failed to persist cannot
+    /// be assumed durable, and a retried fsync may falsely succeed.
+    fn fail(&self, error: Error) -> Error {
+        let mut failure = self.failure.lock();
+        failure.get_or_insert_with(|| error.to_string());
+        self.failed.store(true, Ordering::Release);
+        tracing::error!("walrus: refusing further writes: {error}");
+        error
+    }
+
+    fn topic(&self, name: &str) -> Result<Arc<Topic>> {
+        if let Some(t) = self.topics.read().get(name) {
+            return Ok(t.clone());
+        }
+        validate_topic(name)?;
+        let mut topics = self.topics.write();
+        let topic = topics.entry(name.to_owned()).or_insert_with(|| {
+            Arc::new(Topic::new(name.to_owned(), Default::default(), 0, 0, 0))
+        });
+        Ok(topic.clone())
+    }
+
+    fn append(&self, topic_name: &str, payloads: &[&[u8]]) -> Result<()> {
+        validate_topic(topic_name)?;
+        validate_batch_len(payloads.len())?;
+        let len = frame_len(payloads.iter().map(|p| p.len()));
+        if len > self.max_frame_bytes {
+            let biggest = payloads.iter().map(|p| p.len()).max().unwrap_or(0) as u64;
+            return Err(if payloads.len() == 1 || biggest > self.max_frame_bytes {
+                Error::EntryTooLarge { size: biggest, max: self.max_frame_bytes - frame_len([0]) }
+            } else {
+                Error::InvalidBatch {
+                    reason: format!("batch frame of {len} bytes exceeds the limit of {}", self.max_frame_bytes),
+                }
+            });
+        }
+        self.check_writable()?;
+        let topic = self.topic(topic_name)?;
+        let (segment, ticket) = {
+            let mut w = topic.writer.lock();
+            let need = align_up(len, ALIGN);
+            let block = match &w.block {
+                Some(b) if b.room() >= need => b.clone(),
+                _ => self.new_block(&topic, &mut w, need)?,
+            };
+            let (off, _) = block.committed();
+            let first_seq = w.next_seq;
+            encode_frame(&mut w.buf, first_seq, payloads);
+            debug_assert_eq!(w.buf.len() as u64, need);
+            if let Err(e) = block.segment.file.write_all_at(&w.buf, off) {
+                // The extent's tail may now hold a partial frame: never write
+                // after it again.
+                w.block = None;
+                block.seal();
+                return Err(Error::io(format!("appending to {}", block.segment.path.display()), e));
+            }
+            w.next_seq += payloads.len() as u64;
+            block.commit(off + need, w.next_seq);
+            (block.segment.clone(), block.segment.sync.note_write())
+        };
+        if self.fsync == FsyncSchedule::SyncEach {
+            segment.sync.sync_through(ticket, &*segment.file).map_err(|e| {
+                self.fail(Error::io(format!("syncing {}", segment.path.display()), e))
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Gives the topic a fresh extent with room for a frame of `need` bytes.
+    fn new_block(&self, topic: &Topic, w: &mut crate::topic::Writer, need: u64) -> Result<Arc<Block>> {
+        let data_offset = BlockHeader::data_offset(topic.name.len());
+        let extent_len = self.block_bytes.max(align_up(data_offset + need, EXTENT_UNIT));
+        let header = BlockHeader {
+            topic: topic.name.clone(),
+            extent_len,
+            block_seq: w.next_block_seq,
+            first_entry_seq: w.next_seq,
+        };
+        let mut deletable = None;
+        let extent = self.alloc.lock().allocate(
+            &*self.storage,
+            &self.dir,
+            &header,
+            |segment| {
+                self.segments.lock().insert(segment.id, segment.clone());
+            },
+            |segment| deletable = Some(segment),
+        )?;
+        if let Some(segment) = deletable {
+            self.delete_segment(&segment);
+        }
+        let start = extent.start;
+        let block = Arc::new(Block::new(
+            extent.segment,
+            start + data_offset,
+            start + extent_len,
+            w.next_block_seq,
+            w.next_seq,
+        ));
+        w.next_block_seq += 1;
+        topic.blocks.write().push_back(block.clone());
+        if let Some(old) = w.block.replace(block.clone()) {
+            old.seal();
+        }
+        Ok(block)
+    }
+
+    /// Reads up to `max_entries` entries totalling at most `max_bytes` of
+    /// payload (at least one entry when any is available).
+    fn read(&self, topic_name: &str, max_bytes: usize, max_entries: usize, checkpoint: bool) -> Result<Vec<Entry>> {
+        validate_topic(topic_name)?;
+        let Some(topic) = self.topics.read().get(topic_name).cloned() else {
+            return Ok(Vec::new());
+        };
+        let mut r = topic.reader.lock();
+        let r = &mut *r;
+        let mut pos = r.pos.clone();
+        let mut seq = r.seq;
+        let mut out = Vec::new();
+        let mut total = 0usize;
+        while out.len() < max_entries {
+            let before = pos.clone();
+            let Some(entry) = topic.next_entry(seq, &mut pos, &mut r.frame)? else { break };
+            if !out.is_empty() && total + entry.data.len() > max_bytes {
+                pos = before;
+                break;
+            }
+            total += entry.data.len();
+            out.push(entry);
+            seq += 1;
+        }
+        if checkpoint && !out.is_empty() {
+            self.persist_cursor(&topic, r, seq, out.len() as u64)?;
+            r.seq = seq;
+            r.pos = pos;
+        }
+        Ok(out)
+    }
+
+    /// Persists a consuming read's new cursor as the consistency mode asks,
+    /// before the read returns. On error the in-memory cursor is unchanged.
+    fn persist_cursor(&self, topic: &Topic, r: &mut crate::topic::Reader, seq: u64, consumed: u64) -> Result<()> {
+        let due = match self.consistency {
+            ReadConsistency::StrictlyAtOnce => true,
+            ReadConsistency::AtLeastOnce { persist_every } => r.unpersisted + consumed >= persist_every as u64,
+        };
+        if !due {
+            r.unpersisted += consumed;
+            return Ok(());
+        }
+        self.cursors.persist(&topic.name, seq, true)?;
+        r.unpersisted = 0;
+        for segment in release_consumed(topic, seq) {
+            self.delete_segment(&segment);
+        }
+        Ok(())
+    }
+
+    fn persist_pending_cursors(&self) -> Result<()> {
+        let topics: Vec<_> = self.topics.read().values().cloned().collect();
+        let mut any = false;
+        for topic in topics {
+            let mut r = topic.reader.lock();
+            if r.unpersisted > 0 {
+                self.cursors.persist(&topic.name, r.seq, false)?;
+                r.unpersisted = 0;
+                any = true;
+            }
+        }
+        if any {
+            self.cursors.sync()?;
+        }
+        Ok(())
+    }
+
+    fn sync_segments(&self) -> Result<()> {
+        let segments: Vec<_> = self.segments.lock().values().cloned().collect();
+        for segment in segments {
+            segment
+                .sync_all()
+                .map_err(|e| self.fail(Error::io(format!("syncing {}", segment.path.display()), e)))?;
+        }
+        Ok(())
+    }
+
+    fn delete_segment(&self, segment: &Segment) {
+        self.segments.lock().remove(&segment.id);
+        if let Err(e) = self.storage.remove(&segment.path) {
+            tracing::warn!("walrus: could not delete consumed {}: {e}", segment.path.display());
+        }
+    }
+}
+
+/// The `Milliseconds(n)` background thread: syncs every segment written
+/// since its last round, and once more when stopped.
+struct Flusher {
+    stop: Arc<(Mutex<bool>, Condvar)>,
+    handle: JoinHandle<()>,
+}
+
+impl Flusher {
+    fn start(inner: Arc<Inner>, every: Duration) -> Flusher {
+        let stop = Arc::new((Mutex::new(false), Condvar::new()));
+        let stop2 = stop.clone();
+        let handle = std::thread::Builder::new()
+            .name("walrus-flusher".into())
+            .spawn(move || loop {
+                let stopping = {
+                    let mut stopped = stop2.0.lock();
+                    if !*stopped {
+                        stop2.1.wait_for(&mut stopped, every);
+                    }
+                    *stopped
+                };
+                if let Err(e) = inner.sync_segments() {
+                    tracing::error!("walrus flusher: {e}");
+                }
+                if stopping {
+                    return;
+                }
+            })
+            .expect("spawning the flusher thread");
+        Flusher { stop, handle }
+    }
+
+    fn stop(self) {
+        *self.stop.0.lock() = true;
+        self.stop.1.notify_all();
+        if self.handle.join().is_err() {
+            tracing::error!("walrus flusher thread panicked");
+        }
+    }
+}

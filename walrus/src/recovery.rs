@@ -1,0 +1,258 @@
+//! Recovery at open: scan every segment, rebuild each topic's chain of
+//! extents, keep the longest valid prefix of every topic, and report what was
+//! dropped. Nothing read from disk is trusted before its checksum and bounds
+//! are checked, and no file content can make this code panic.
+
+use crate::format::{
+    align_up, BlockHeader, FrameHeader, SegmentHeader, ALIGN, BLOCK_HEADER_FIXED_LEN, BLOCK_MAGIC,
+    FRAME_HEADER_LEN, SEGMENT_HEADER_LEN,
+};
+use crate::segment::{parse_segment_name, Segment, EXTENT_UNIT};
+use crate::storage::{FileKind, OpenMode, Storage};
+use crate::store::{Error, Result, MAX_TOPIC_LEN};
+use crate::topic::Block;
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Magic written over the block magic of an extent that recovery cut out of
+/// its topic's chain, so later scans skip it without trusting its frames.
+const DEAD_BLOCK_MAGIC: [u8; 4] = *b"WDED";
+
+/// What recovery found and what it had to drop.
+#[derive(Clone, Debug, Default)]
+pub struct RecoveryReport {
+    pub segments: usize,
+    pub topics: usize,
+    /// Entries recovered (consumed ones included, until their space is reclaimed).
+    pub entries: u64,
+    pub dropped: Vec<Dropped>,
+}
+
+/// One stretch of a file that recovery did not accept.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Dropped {
+    pub file: PathBuf,
+    pub offset: u64,
+    pub topic: Option<String>,
+    pub reason: String,
+}
+
+pub struct TopicState {
+    pub blocks: VecDeque<Arc<Block>>,
+    pub next_seq: u64,
+    pub next_block_seq: u64,
+}
+
+pub struct Recovered {
+    pub segments: BTreeMap<u64, Arc<Segment>>,
+    pub topics: HashMap<String, TopicState>,
+    pub next_segment_id: u64,
+    pub report: RecoveryReport,
+}
+
+struct Candidate {
+    segment: Arc<Segment>,
+    start: u64,
+    header: BlockHeader,
+}
+
+pub fn recover(storage: &dyn Storage, dir: &Path) -> Result<Recovered> {
+    let names = storage.list(dir).map_err(|e| Error::io(format!("listing {}", dir.display()), e))?;
+    let mut report = RecoveryReport::default();
+    let mut segments = BTreeMap::new();
+    let mut candidates: HashMap<String, Vec<Candidate>> = HashMap::new();
+    let mut next_segment_id = 1;
+    for name in names {
+        let Some(id) = parse_segment_name(&name) else { continue };
+        next_segment_id = next_segment_id.max(id + 1);
+        let path = dir.join(&name);
+        let Some(segment) = open_segment(storage, &path, id)? else {
+            storage.remove(&path).map_err(|e| Error::io(format!("removing empty {}", path.display()), e))?;
+            continue;
+        };
+        for c in scan_extents(&segment, &mut report)? {
+            candidates.entry(c.header.topic.clone()).or_default().push(c);
+        }
+        segments.insert(id, segment);
+    }
+    report.segments = segments.len();
+    let mut topics = HashMap::new();
+    for (name, mut blocks) in candidates {
+        blocks.sort_by_key(|c| c.header.block_seq);
+        let state = build_chain(&name, blocks, &mut report)?;
+        report.entries += state.blocks.iter().map(|b| b.committed().1 - b.first_seq).sum::<u64>();
+        topics.insert(name, state);
+    }
+    report.topics = topics.len();
+    Ok(Recovered { segments, topics, next_segment_id, report })
+}
+
+/// Opens a segment and checks its header. `None`: the file is empty or its
+/// header never reached the disk, so it never held data.
+fn open_segment(storage: &dyn Storage, path: &Path, id: u64) -> Result<Option<Arc<Segment>>> {
+    let io = |e| Error::io(format!("opening {}", path.display()), e);
+    let probe = storage.open(path, OpenMode::Existing, FileKind::Small).map_err(io)?;
+    let len = probe.len().map_err(io)?;
+    if len < SEGMENT_HEADER_LEN as u64 {
+        return if len == 0 {
+            Ok(None)
+        } else {
+            Err(Error::Corruption { file: path.into(), offset: 0, reason: format!("segment of {len} bytes") })
+        };
+    }
+    let mut raw = [0u8; SEGMENT_HEADER_LEN];
+    probe.read_exact_at(&mut raw, 0).map_err(io)?;
+    let Some(header) = SegmentHeader::decode(&raw, path)? else { return Ok(None) };
+    if header.id != id || header.size_bytes != len || header.block_unit_bytes != EXTENT_UNIT {
+        return Err(Error::Corruption {
+            file: path.into(),
+            offset: 0,
+            reason: format!("header {header:?} does not match file name or length {len}"),
+        });
+    }
+    drop(probe);
+    let file = storage.open(path, OpenMode::Existing, FileKind::Segment { size_bytes: len }).map_err(io)?;
+    Ok(Some(Arc::new(Segment::new(id, path.into(), file, len))))
+}
+
+/// Walks a segment's extents. Headers are written in offset order, so the
+/// first all-zero unit ends the allocated region; after a damaged header the
+/// scan probes every unit to the end, so later extents of other topics
+/// survive.
+fn scan_extents(segment: &Arc<Segment>, report: &mut RecoveryReport) -> Result<Vec<Candidate>> {
+    let mut found = Vec::new();
+    let mut off = EXTENT_UNIT;
+    let mut resync = false;
+    let probe_len = BLOCK_HEADER_FIXED_LEN + MAX_TOPIC_LEN;
+    let mut buf = vec![0u8; probe_len];
+    while off + EXTENT_UNIT <= segment.size_bytes {
+        let n = probe_len.min((segment.size_bytes - off) as usize);
+        segment
+            .file
+            .read_exact_at(&mut buf[..n], off)
+            .map_err(|e| Error::io(format!("reading {} at {off}", segment.path.display()), e))?;
+        let bytes = &mut buf[..n];
+        let dead = bytes[0..4] == DEAD_BLOCK_MAGIC;
+        if dead {
+            bytes[0..4].copy_from_slice(&BLOCK_MAGIC);
+        }
+        match BlockHeader::decode(bytes, segment.size_bytes - off, EXTENT_UNIT) {
+            Some(header) => {
+                let extent_len = header.extent_len;
+                if !dead {
+                    found.push(Candidate { segment: segment.clone(), start: off, header });
+                }
+                off += extent_len;
+                resync = false;
+            }
+            None if bytes.iter().all(|&b| b == 0) && !resync => break,
+            None => {
+                if !resync && !bytes.iter().all(|&b| b == 0) {
+                    report.dropped.push(Dropped {
+                        file: segment.path.clone(),
+                        offset: off,
+                        topic: None,
+                        reason: "damaged block header; probing for the next extent".into(),
+                    });
+                }
+                resync = true;
+                off += EXTENT_UNIT;
+            }
+        }
+    }
+    Ok(found)
+}
+
+/// Links a topic's extents by block sequence and first entry: an extent
+/// continues the chain only if it starts exactly where the previous one's
+/// valid frames end. The rest are cut out (marked dead) so that no later
+/// recovery can stitch stale frames back in.
+fn build_chain(topic: &str, candidates: Vec<Candidate>, report: &mut RecoveryReport) -> Result<TopicState> {
+    let next_block_seq = candidates.iter().map(|c| c.header.block_seq + 1).max().unwrap_or(0);
+    let mut blocks: VecDeque<Arc<Block>> = VecDeque::new();
+    let mut next_seq = candidates.first().map(|c| c.header.first_entry_seq).unwrap_or(0);
+    for c in candidates {
+        let continues = match blocks.back() {
+            None => true,
+            Some(prev) => c.header.block_seq > prev.block_seq && c.header.first_entry_seq == next_seq,
+        };
+        if !continues {
+            report.dropped.push(Dropped {
+                file: c.segment.path.clone(),
+                offset: c.start,
+                topic: Some(topic.to_owned()),
+                reason: format!(
+                    "extent starts at entry {} but the topic's valid entries end at {next_seq}",
+                    c.header.first_entry_seq
+                ),
+            });
+            mark_dead(&c)?;
+            continue;
+        }
+        let data_start = c.start + BlockHeader::data_offset(topic.len());
+        let block = Block::new(
+            c.segment.clone(),
+            data_start,
+            c.start + c.header.extent_len,
+            c.header.block_seq,
+            c.header.first_entry_seq,
+        );
+        let (end_off, end_seq) = scan_frames(&block, topic, report)?;
+        block.commit(end_off, end_seq);
+        block.seal();
+        c.segment.add_block();
+        next_seq = end_seq;
+        blocks.push_back(Arc::new(block));
+    }
+    Ok(TopicState { blocks, next_seq, next_block_seq })
+}
+
+/// Returns where the valid frames of `block` end (offset, next entry).
+fn scan_frames(block: &Block, topic: &str, report: &mut RecoveryReport) -> Result<(u64, u64)> {
+    let segment = &block.segment;
+    let mut off = block.data_start;
+    let mut seq = block.first_seq;
+    let mut header = [0u8; FRAME_HEADER_LEN];
+    let mut frame = Vec::new();
+    let io = |e, off| Error::io(format!("reading {} at {off}", segment.path.display()), e);
+    while off + FRAME_HEADER_LEN as u64 <= block.end {
+        segment.file.read_exact_at(&mut header, off).map_err(|e| io(e, off))?;
+        let problem = match FrameHeader::decode(&header, block.end - off) {
+            Err(crate::format::FrameError::Empty) => break,
+            Err(e) => e.to_string(),
+            Ok(h) => {
+                frame.resize(h.len as usize, 0);
+                segment.file.read_exact_at(&mut frame, off).map_err(|e| io(e, off))?;
+                match h.payload_ranges(&frame) {
+                    Err(e) => e.to_string(),
+                    Ok(_) if h.first_seq != seq => {
+                        format!("frame holds entry {} where {seq} was expected", h.first_seq)
+                    }
+                    Ok(ranges) => {
+                        seq += ranges.len() as u64;
+                        off += align_up(h.len, ALIGN);
+                        continue;
+                    }
+                }
+            }
+        };
+        report.dropped.push(Dropped {
+            file: segment.path.clone(),
+            offset: off,
+            topic: Some(topic.to_owned()),
+            reason: format!("{problem}; the topic's later entries are dropped"),
+        });
+        break;
+    }
+    Ok((off, seq))
+}
+
+fn mark_dead(c: &Candidate) -> Result<()> {
+    let path = &c.segment.path;
+    c.segment
+        .file
+        .write_all_at(&DEAD_BLOCK_MAGIC, c.start)
+        .and_then(|()| c.segment.file.sync())
+        .map_err(|e| Error::io(format!("marking a dead extent in {}", path.display()), e))
+}

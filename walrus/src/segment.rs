@@ -1,0 +1,225 @@
+//! Segment files, the extent allocator, and group commit.
+//!
+//! A segment is a fixed-size file carved into extents; each extent belongs to
+//! one topic. Space is handed out per extent (1 MiB by default), not per entry,
+//! so appenders of different topics only meet here once per extent.
+
+use crate::format::{BlockHeader, SegmentHeader, SEGMENT_HEADER_LEN};
+use crate::storage::{FileKind, OpenMode, Storage, StorageFile};
+use crate::store::{Error, Result};
+use parking_lot::{Condvar, Mutex};
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+
+/// Extents start on multiples of this; recovery probes for block headers at
+/// these offsets.
+pub const EXTENT_UNIT: u64 = 4096;
+
+pub fn segment_name(id: u64) -> String {
+    format!("seg-{id:020}.wal")
+}
+
+pub fn parse_segment_name(name: &str) -> Option<u64> {
+    name.strip_prefix("seg-")?.strip_suffix(".wal")?.parse().ok()
+}
+
+/// Shares one fdatasync among every writer waiting for it: a writer takes a
+/// ticket after its write completes; the first waiter becomes the leader and
+/// syncs everything written so far, and the others wait for that sync.
+pub struct GroupSync {
+    written: AtomicU64,
+    synced: AtomicU64,
+    in_progress: Mutex<bool>,
+    done: Condvar,
+    /// Once an fsync fails, later ones can succeed without the lost pages
+    /// having reached the disk; so a failure is final for this file.
+    failed: AtomicBool,
+}
+
+impl GroupSync {
+    pub fn new() -> GroupSync {
+        GroupSync {
+            written: AtomicU64::new(0),
+            synced: AtomicU64::new(0),
+            in_progress: Mutex::new(false),
+            done: Condvar::new(),
+            failed: AtomicBool::new(false),
+        }
+    }
+
+    /// Call after a write has completed; the ticket names it.
+    pub fn note_write(&self) -> u64 {
+        self.written.fetch_add(1, Ordering::AcqRel) + 1
+    }
+
+    /// A ticket covering every write completed so far.
+    pub fn current(&self) -> u64 {
+        self.written.load(Ordering::Acquire)
+    }
+
+    /// Returns once a sync that started after `ticket`'s write has finished.
+    pub fn sync_through(&self, ticket: u64, file: &dyn StorageFile) -> io::Result<()> {
+        let failed = || io::Error::other("an earlier fsync of this file failed");
+        if self.synced.load(Ordering::Acquire) >= ticket {
+            return Ok(());
+        }
+        let mut in_progress = self.in_progress.lock();
+        loop {
+            if self.failed.load(Ordering::Acquire) {
+                return Err(failed());
+            }
+            if self.synced.load(Ordering::Acquire) >= ticket {
+                return Ok(());
+            }
+            if *in_progress {
+                self.done.wait(&mut in_progress);
+                continue;
+            }
+            *in_progress = true;
+            let target = self.written.load(Ordering::Acquire);
+            drop(in_progress);
+            let result = file.sync();
+            in_progress = self.in_progress.lock();
+            *in_progress = false;
+            match &result {
+                Ok(()) => {
+                    self.synced.fetch_max(target, Ordering::AcqRel);
+                }
+                Err(_) => self.failed.store(true, Ordering::Release),
+            }
+            self.done.notify_all();
+            result?;
+        }
+    }
+}
+
+pub struct Segment {
+    pub id: u64,
+    pub path: PathBuf,
+    pub file: Arc<dyn StorageFile>,
+    pub size_bytes: u64,
+    pub sync: GroupSync,
+    /// Extents of this segment whose entries are not all consumed yet.
+    live_blocks: AtomicUsize,
+    /// No more extents will be allocated here.
+    sealed: AtomicBool,
+    deleted: AtomicBool,
+}
+
+impl Segment {
+    pub fn new(id: u64, path: PathBuf, file: Arc<dyn StorageFile>, size_bytes: u64) -> Segment {
+        Segment {
+            id,
+            path,
+            file,
+            size_bytes,
+            sync: GroupSync::new(),
+            live_blocks: AtomicUsize::new(0),
+            sealed: AtomicBool::new(false),
+            deleted: AtomicBool::new(false),
+        }
+    }
+
+    pub fn add_block(&self) {
+        self.live_blocks.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Marks one extent consumed; true when the segment can now be deleted.
+    #[must_use]
+    pub fn release_block(&self) -> bool {
+        let left = self.live_blocks.fetch_sub(1, Ordering::AcqRel) - 1;
+        left == 0 && self.sealed.load(Ordering::Acquire) && self.claim_deletion()
+    }
+
+    /// Stops allocation here; true when the segment can now be deleted.
+    #[must_use]
+    pub fn seal(&self) -> bool {
+        self.sealed.store(true, Ordering::Release);
+        self.live_blocks.load(Ordering::Acquire) == 0 && self.claim_deletion()
+    }
+
+    fn claim_deletion(&self) -> bool {
+        !self.deleted.swap(true, Ordering::AcqRel)
+    }
+
+    /// Syncs every write made so far (shared with concurrent callers).
+    pub fn sync_all(&self) -> io::Result<()> {
+        self.sync.sync_through(self.sync.current(), &*self.file)
+    }
+}
+
+/// Hands out extents, one segment after another. Block headers are written
+/// under the allocator's lock so that they reach the file in offset order:
+/// a durable header then implies that every header before it is durable.
+pub struct Allocator {
+    current: Option<(Arc<Segment>, u64)>,
+    next_id: u64,
+    segment_bytes: u64,
+}
+
+pub struct Extent {
+    pub segment: Arc<Segment>,
+    pub start: u64,
+}
+
+impl Allocator {
+    pub fn new(next_id: u64, segment_bytes: u64) -> Allocator {
+        Allocator { current: None, next_id, segment_bytes }
+    }
+
+    /// Allocates an extent for `header` (whose `extent_len` is a multiple of
+    /// [`EXTENT_UNIT`] no larger than a segment's usable space) and writes the
+    /// header. `on_new_segment` registers a created segment; `on_sealed`
+    /// receives a segment that can be deleted at once.
+    pub fn allocate(
+        &mut self,
+        storage: &dyn Storage,
+        dir: &Path,
+        header: &BlockHeader,
+        on_new_segment: impl FnOnce(&Arc<Segment>),
+        on_deletable: impl FnOnce(Arc<Segment>),
+    ) -> Result<Extent> {
+        let len = header.extent_len;
+        let fits = matches!(&self.current, Some((seg, next)) if next + len <= seg.size_bytes);
+        if !fits {
+            let segment = self.create_segment(storage, dir, len)?;
+            on_new_segment(&segment);
+            if let Some((old, _)) = self.current.replace((segment, EXTENT_UNIT)) {
+                if old.seal() {
+                    on_deletable(old);
+                }
+            }
+        }
+        let (segment, next) = self.current.as_mut().expect("a current segment");
+        let start = *next;
+        let bytes = header.encode();
+        let io = |e| Error::io(format!("writing a block header to {}", segment.path.display()), e);
+        segment.file.reserve(start, len).map_err(io)?;
+        segment.file.write_all_at(&bytes, start).map_err(io)?;
+        *next += len;
+        segment.add_block();
+        Ok(Extent { segment: segment.clone(), start })
+    }
+
+    /// Creates a segment, at least large enough for one extent of `len`, and
+    /// makes its header and directory entry durable before any data goes in.
+    fn create_segment(&mut self, storage: &dyn Storage, dir: &Path, len: u64) -> Result<Arc<Segment>> {
+        let size_bytes = self.segment_bytes.max(EXTENT_UNIT + len);
+        let id = self.next_id;
+        let path = dir.join(segment_name(id));
+        let io = |what: &str, e| Error::io(format!("{what} {}", path.display()), e);
+        let file = storage
+            .open(&path, OpenMode::CreateNew, FileKind::Segment { size_bytes })
+            .map_err(|e| io("creating", e))?;
+        let header = SegmentHeader { id, size_bytes, block_unit_bytes: EXTENT_UNIT }.encode();
+        debug_assert_eq!(header.len(), SEGMENT_HEADER_LEN);
+        file.reserve(0, EXTENT_UNIT).map_err(|e| io("reserving", e))?;
+        file.write_all_at(&header, 0).map_err(|e| io("writing", e))?;
+        file.sync().map_err(|e| io("syncing", e))?;
+        storage.sync_dir(dir).map_err(|e| io("syncing the directory of", e))?;
+        self.next_id += 1;
+        Ok(Arc::new(Segment::new(id, path, file, size_bytes)))
+    }
+}

@@ -1,0 +1,113 @@
+//! The mmap backend: segments are mapped shared and written with memcpy;
+//! msync makes them durable. Small files (cursors) use plain descriptors.
+
+use super::{FdStorage, FileKind, OpenMode, Storage, StorageFile};
+use memmap2::MmapRaw;
+use std::fs::File;
+use std::io;
+use std::os::unix::io::AsRawFd;
+use std::path::Path;
+use std::sync::Arc;
+
+pub struct MmapStorage;
+
+impl Storage for MmapStorage {
+    fn describe(&self) -> String {
+        "mmap backend".into()
+    }
+
+    fn open(&self, path: &Path, mode: OpenMode, kind: FileKind) -> io::Result<Arc<dyn StorageFile>> {
+        let FileKind::Segment { size_bytes } = kind else {
+            return FdStorage::plain().open(path, mode, kind);
+        };
+        let file = super::os::open_options(mode).open(path)?;
+        if mode == OpenMode::CreateNew {
+            file.set_len(size_bytes)?;
+        }
+        if file.metadata()?.len() == 0 {
+            // A zero-length mapping is an error; the engine treats the file as empty.
+            return FdStorage::plain().open(path, OpenMode::Existing, FileKind::Small);
+        }
+        let map = MmapRaw::map_raw(&file)?;
+        Ok(Arc::new(MmapFile { map, file }))
+    }
+
+    fn list(&self, dir: &Path) -> io::Result<Vec<String>> {
+        super::os::list(dir)
+    }
+
+    fn remove(&self, path: &Path) -> io::Result<()> {
+        std::fs::remove_file(path)
+    }
+
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        std::fs::rename(from, to)
+    }
+
+    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+        super::os::sync_dir(dir)
+    }
+}
+
+struct MmapFile {
+    map: MmapRaw,
+    file: File,
+}
+
+impl MmapFile {
+    fn check(&self, offset: u64, len: usize) -> io::Result<usize> {
+        let end = offset.checked_add(len as u64);
+        match end {
+            Some(end) if end <= self.map.len() as u64 => Ok(offset as usize),
+            _ => Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!("range {offset}+{len} outside mapping of {} bytes", self.map.len()),
+            )),
+        }
+    }
+}
+
+impl StorageFile for MmapFile {
+    fn len(&self) -> io::Result<u64> {
+        Ok(self.map.len() as u64)
+    }
+
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        let at = self.check(offset, buf.len())?;
+        // SAFETY: `check` keeps the range inside the mapping, which lives as
+        // long as `self`. The engine never reads a range while it is being
+        // written: readers only see bytes below a block's published commit
+        // offset (an Acquire load paired with the writer's Release store), and
+        // recovery runs before any writer starts. Raw copies avoid forming a
+        // reference to memory that other threads write elsewhere.
+        unsafe { std::ptr::copy_nonoverlapping(self.map.as_ptr().add(at), buf.as_mut_ptr(), buf.len()) };
+        Ok(())
+    }
+
+    fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
+        let at = self.check(offset, buf.len())?;
+        // SAFETY: in bounds as above. Concurrent writers never overlap: each
+        // extent belongs to one topic, whose writer holds the topic's mutex,
+        // and extents are handed out once by the allocator. The range was
+        // reserved (fallocate) so the store cannot fault with SIGBUS for lack
+        // of space.
+        unsafe { std::ptr::copy_nonoverlapping(buf.as_ptr(), self.map.as_mut_ptr().add(at), buf.len()) };
+        Ok(())
+    }
+
+    fn reserve(&self, offset: u64, len: u64) -> io::Result<()> {
+        self.check(offset, len as usize)?;
+        let (off, len) = (offset as libc::off_t, len as libc::off_t);
+        // SAFETY: plain syscall on a descriptor we own; no memory is passed.
+        let rc = unsafe { libc::posix_fallocate(self.file.as_raw_fd(), off, len) };
+        if rc != 0 {
+            return Err(io::Error::from_raw_os_error(rc));
+        }
+        Ok(())
+    }
+
+
+    fn sync(&self) -> io::Result<()> {
+        self.map.flush()
+    }
+}

@@ -1,0 +1,147 @@
+//! The storage seam: the narrow interface through which the engine touches
+//! files. Production backends (`fd`, `mmap`) and the simulated storage of the
+//! crash suites all implement it, so everything above this line is exercised
+//! by the same tests whichever backend runs underneath.
+
+mod fd;
+mod mmap;
+#[cfg(feature = "test-support")]
+pub mod sim;
+#[cfg(target_os = "linux")]
+mod uring;
+
+pub use fd::FdStorage;
+pub use mmap::MmapStorage;
+
+use std::io;
+use std::path::Path;
+use std::sync::Arc;
+
+/// What a file is for; the mmap backend maps segments and keeps small files
+/// on plain descriptors.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FileKind {
+    /// A segment of the given size; created at that size.
+    Segment { size_bytes: u64 },
+    /// Cursor snapshots and logs: small, appended or rewritten whole.
+    Small,
+}
+
+/// How to open a file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OpenMode {
+    /// Fail if the file exists.
+    CreateNew,
+    /// Fail if the file does not exist.
+    Existing,
+}
+
+/// A directory of files. Paths handed in are always inside the instance
+/// directory; the engine builds them, never the user.
+pub trait Storage: Send + Sync + 'static {
+    /// Human-readable name of the backend, logged at open.
+    fn describe(&self) -> String;
+    fn open(&self, path: &Path, mode: OpenMode, kind: FileKind) -> io::Result<Arc<dyn StorageFile>>;
+    fn list(&self, dir: &Path) -> io::Result<Vec<String>>;
+    fn remove(&self, path: &Path) -> io::Result<()>;
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
+    /// Makes creations, renames and removals in `dir` durable.
+    fn sync_dir(&self, dir: &Path) -> io::Result<()>;
+}
+
+/// One open file.
+pub trait StorageFile: Send + Sync {
+    fn len(&self) -> io::Result<u64>;
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()>;
+    fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()>;
+    /// Makes `[offset, offset + len)` writable without a later failure from
+    /// lack of space where the backend can promise that (mmap: fallocate, so
+    /// a full disk is an error here and not a SIGBUS later).
+    fn reserve(&self, offset: u64, len: u64) -> io::Result<()>;
+    /// Makes every completed write durable (fdatasync / msync).
+    fn sync(&self) -> io::Result<()>;
+    /// Reads several ranges; backends with io_uring submit them together.
+    fn read_ranges(&self, ranges: &mut [(u64, &mut [u8])]) -> io::Result<()> {
+        for (offset, buf) in ranges.iter_mut() {
+            self.read_exact_at(buf, *offset)?;
+        }
+        Ok(())
+    }
+}
+
+/// Which production backend to use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    /// Memory-mapped segments (memmap2).
+    Mmap,
+    /// pread/pwrite on file descriptors, with io_uring batching on Linux.
+    Fd,
+}
+
+impl Backend {
+    /// `WALRUS_BACKEND` or `BACKEND` (`mmap` | `fd`); fd when neither is set.
+    pub fn from_env() -> Result<Backend, String> {
+        match std::env::var("WALRUS_BACKEND").or_else(|_| std::env::var("BACKEND")) {
+            Ok(v) => v.parse(),
+            Err(_) => Ok(Backend::Fd),
+        }
+    }
+
+    pub(crate) fn storage(self) -> Arc<dyn Storage> {
+        match self {
+            Backend::Mmap => Arc::new(MmapStorage),
+            Backend::Fd => Arc::new(FdStorage::new()),
+        }
+    }
+}
+
+impl std::str::FromStr for Backend {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Backend, String> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "mmap" => Ok(Backend::Mmap),
+            "fd" => Ok(Backend::Fd),
+            other => Err(format!("`{other}` is not a backend; use mmap or fd")),
+        }
+    }
+}
+
+impl std::fmt::Display for Backend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Backend::Mmap => "mmap",
+            Backend::Fd => "fd",
+        })
+    }
+}
+
+/// Directory operations shared by the two OS-backed backends.
+pub(crate) mod os {
+    use std::fs::{self, File};
+    use std::io;
+    use std::path::Path;
+
+    pub fn list(dir: &Path) -> io::Result<Vec<String>> {
+        let mut names = Vec::new();
+        for entry in fs::read_dir(dir)? {
+            if let Some(name) = entry?.file_name().to_str() {
+                names.push(name.to_owned());
+            }
+        }
+        names.sort();
+        Ok(names)
+    }
+
+    pub fn sync_dir(dir: &Path) -> io::Result<()> {
+        File::open(dir)?.sync_all()
+    }
+
+    pub fn open_options(mode: super::OpenMode) -> fs::OpenOptions {
+        let mut o = fs::OpenOptions::new();
+        o.read(true).write(true);
+        if mode == super::OpenMode::CreateNew {
+            o.create_new(true);
+        }
+        o
+    }
+}
