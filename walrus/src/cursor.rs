@@ -65,23 +65,31 @@ fn log_name(generation: u64) -> String {
 impl CursorStore {
     /// Loads the cursors of `dir`. Unknown versions and damaged snapshots are
     /// errors: silently losing cursors would redeliver consumed entries.
-    pub fn open(storage: Arc<dyn Storage>, dir: &Path) -> Result<(CursorStore, HashMap<String, u64>)> {
-        let names = storage.list(dir).map_err(|e| Error::io(format!("listing {}", dir.display()), e))?;
+    pub fn open(
+        storage: Arc<dyn Storage>,
+        dir: &Path,
+    ) -> Result<(CursorStore, HashMap<String, u64>)> {
+        let names = storage
+            .list(dir)
+            .map_err(|e| Error::io(format!("listing {}", dir.display()), e))?;
         let (generation, mut values) = if names.iter().any(|n| n == SNAP_NAME) {
             read_snapshot(&*storage, &dir.join(SNAP_NAME))?
         } else {
             (0, HashMap::new())
         };
         let current_log = log_name(generation);
-        if names.iter().any(|n| *n == current_log) {
+        if names.contains(&current_log) {
             replay_log(&*storage, &dir.join(&current_log), generation, &mut values)?;
         }
         // Leftovers of an interrupted compaction.
         for name in &names {
-            let stale_log = name.starts_with("cursors-") && name.ends_with(".log") && *name != current_log;
+            let stale_log =
+                name.starts_with("cursors-") && name.ends_with(".log") && *name != current_log;
             if stale_log || name == SNAP_TMP_NAME {
                 let path = dir.join(name);
-                storage.remove(&path).map_err(|e| Error::io(format!("removing {}", path.display()), e))?;
+                storage
+                    .remove(&path)
+                    .map_err(|e| Error::io(format!("removing {}", path.display()), e))?;
             }
         }
         // No log is open until the first compaction, which the engine runs
@@ -117,9 +125,13 @@ impl CursorStore {
             _ => return self.compact(&mut inner),
         };
         let record = encode_record(topic, next_seq);
-        let written = log
-            .write_all_at(&record, inner.log_len)
-            .and_then(|()| if sync { log.sync() } else { Ok(()) });
+        let written = log.write_all_at(&record, inner.log_len).and_then(|()| {
+            if sync {
+                log.sync()
+            } else {
+                Ok(())
+            }
+        });
         match written {
             Ok(()) => {
                 inner.log_len += record.len() as u64;
@@ -135,7 +147,9 @@ impl CursorStore {
     /// Makes every cursor recorded so far durable.
     pub fn sync(&self) -> Result<()> {
         let mut inner = self.inner.lock();
-        let Some(log) = inner.log.clone() else { return self.compact(&mut inner) };
+        let Some(log) = inner.log.clone() else {
+            return self.compact(&mut inner);
+        };
         log.sync().map_err(|e| {
             inner.log = None;
             Error::io("syncing the cursor log", e)
@@ -158,10 +172,15 @@ impl CursorStore {
             .open(&tmp, OpenMode::CreateNew, FileKind::Small)
             .map_err(|e| Error::io(io("creating", &tmp), e))?;
         let bytes = encode_snapshot(next, &inner.values);
-        file.write_all_at(&bytes, 0).map_err(|e| Error::io(io("writing", &tmp), e))?;
+        file.write_all_at(&bytes, 0)
+            .map_err(|e| Error::io(io("writing", &tmp), e))?;
         file.sync().map_err(|e| Error::io(io("syncing", &tmp), e))?;
-        storage.rename(&tmp, &snap).map_err(|e| Error::io(io("renaming", &tmp), e))?;
-        storage.sync_dir(&self.dir).map_err(|e| Error::io(io("syncing", &self.dir), e))?;
+        storage
+            .rename(&tmp, &snap)
+            .map_err(|e| Error::io(io("renaming", &tmp), e))?;
+        storage
+            .sync_dir(&self.dir)
+            .map_err(|e| Error::io(io("syncing", &self.dir), e))?;
         let old = self.dir.join(log_name(inner.generation));
         let _ = storage.remove(&old);
         inner.generation = next;
@@ -220,7 +239,9 @@ fn encode_snapshot(generation: u64, values: &HashMap<String, u64>) -> Vec<u8> {
 
 fn read_all(storage: &dyn Storage, path: &Path) -> Result<Vec<u8>> {
     let io = |e| Error::io(format!("reading {}", path.display()), e);
-    let file = storage.open(path, OpenMode::Existing, FileKind::Small).map_err(io)?;
+    let file = storage
+        .open(path, OpenMode::Existing, FileKind::Small)
+        .map_err(io)?;
     let len = file.len().map_err(io)?;
     if len > 1 << 30 {
         return Err(corrupt(path, 0, format!("implausible length {len}")));
@@ -231,16 +252,32 @@ fn read_all(storage: &dyn Storage, path: &Path) -> Result<Vec<u8>> {
 }
 
 fn corrupt(path: &Path, offset: u64, reason: String) -> Error {
-    Error::Corruption { file: path.to_owned(), offset, reason }
+    Error::Corruption {
+        file: path.to_owned(),
+        offset,
+        reason,
+    }
 }
 
-fn check_magic_and_version(b: &[u8], magic: &[u8; 8], path: &Path, what: &'static str) -> Result<()> {
+fn check_magic_and_version(
+    b: &[u8],
+    magic: &[u8; 8],
+    path: &Path,
+    what: &'static str,
+) -> Result<()> {
     if b.len() < 12 || b[0..8] != *magic {
-        return Err(Error::BadMagic { file: path.to_owned(), expected: what });
+        return Err(Error::BadMagic {
+            file: path.to_owned(),
+            expected: what,
+        });
     }
     let version = u32::from_le_bytes(b[8..12].try_into().expect("4 bytes"));
     if version != FORMAT_VERSION {
-        return Err(Error::UnsupportedVersion { file: path.to_owned(), found: version, supported: FORMAT_VERSION });
+        return Err(Error::UnsupportedVersion {
+            file: path.to_owned(),
+            found: version,
+            supported: FORMAT_VERSION,
+        });
     }
     Ok(())
 }
@@ -257,7 +294,11 @@ fn read_snapshot(storage: &dyn Storage, path: &Path) -> Result<(u64, HashMap<Str
     let stored = u64::from_le_bytes(b[b.len() - 8..].try_into().expect("8 bytes"));
     let got = crc64(&[body]);
     if stored != got {
-        return Err(corrupt(path, 0, format!("snapshot checksum {got:#x} != stored {stored:#x}")));
+        return Err(corrupt(
+            path,
+            0,
+            format!("snapshot checksum {got:#x} != stored {stored:#x}"),
+        ));
     }
     let count = u32::from_le_bytes(body[12..16].try_into().expect("4 bytes")) as usize;
     let generation = u64::from_le_bytes(body[16..24].try_into().expect("8 bytes"));
@@ -265,29 +306,51 @@ fn read_snapshot(storage: &dyn Storage, path: &Path) -> Result<(u64, HashMap<Str
     let mut at = 24usize;
     for _ in 0..count {
         let bad = || corrupt(path, at as u64, "cursor entry overruns snapshot".into());
-        let len = u16::from_le_bytes(body.get(at..at + 2).ok_or_else(bad)?.try_into().expect("2 bytes")) as usize;
+        let len = u16::from_le_bytes(
+            body.get(at..at + 2)
+                .ok_or_else(bad)?
+                .try_into()
+                .expect("2 bytes"),
+        ) as usize;
         let topic = body.get(at + 2..at + 2 + len).ok_or_else(bad)?;
         let seq = body.get(at + 2 + len..at + 10 + len).ok_or_else(bad)?;
-        let topic = std::str::from_utf8(topic).map_err(|_| corrupt(path, at as u64, "topic is not UTF-8".into()))?;
-        values.insert(topic.to_owned(), u64::from_le_bytes(seq.try_into().expect("8 bytes")));
+        let topic = std::str::from_utf8(topic)
+            .map_err(|_| corrupt(path, at as u64, "topic is not UTF-8".into()))?;
+        values.insert(
+            topic.to_owned(),
+            u64::from_le_bytes(seq.try_into().expect("8 bytes")),
+        );
         at += 10 + len;
     }
     if at != body.len() {
-        return Err(corrupt(path, at as u64, "trailing bytes after cursors".into()));
+        return Err(corrupt(
+            path,
+            at as u64,
+            "trailing bytes after cursors".into(),
+        ));
     }
     Ok((generation, values))
 }
 
 /// Applies the log's records in order. A torn or damaged record ends the
 /// replay: it can only be the tail of an interrupted append.
-fn replay_log(storage: &dyn Storage, path: &Path, generation: u64, values: &mut HashMap<String, u64>) -> Result<()> {
+fn replay_log(
+    storage: &dyn Storage,
+    path: &Path,
+    generation: u64,
+    values: &mut HashMap<String, u64>,
+) -> Result<()> {
     let b = read_all(storage, path)?;
     check_magic_and_version(&b, &LOG_MAGIC, path, "Walrus cursor log")?;
     let header_ok = b.len() >= LOG_HEADER_LEN as usize
         && crc64(&[&b[0..24]]).to_le_bytes() == b[24..32]
         && b[16..24] == generation.to_le_bytes();
     if !header_ok {
-        return Err(corrupt(path, 0, "cursor log header damaged or of another generation".into()));
+        return Err(corrupt(
+            path,
+            0,
+            "cursor log header damaged or of another generation".into(),
+        ));
     }
     let mut at = LOG_HEADER_LEN as usize;
     while at + 18 <= b.len() {
@@ -299,8 +362,13 @@ fn replay_log(storage: &dyn Storage, path: &Path, generation: u64, values: &mut 
         if crc64(&[&record[8..]]).to_le_bytes() != record[0..8] {
             break;
         }
-        let Ok(topic) = std::str::from_utf8(&record[18..]) else { break };
-        values.insert(topic.to_owned(), u64::from_le_bytes(record[8..16].try_into().expect("8 bytes")));
+        let Ok(topic) = std::str::from_utf8(&record[18..]) else {
+            break;
+        };
+        values.insert(
+            topic.to_owned(),
+            u64::from_le_bytes(record[8..16].try_into().expect("8 bytes")),
+        );
         at += 18 + len;
     }
     Ok(())
@@ -334,7 +402,11 @@ mod tests {
         let (_, values) = open(dir.path());
         assert_eq!(values.get("a"), Some(&5));
         let logs = std::fs::read_dir(dir.path()).unwrap().filter(|e| {
-            e.as_ref().unwrap().file_name().to_string_lossy().ends_with(".log")
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .ends_with(".log")
         });
         assert_eq!(logs.count(), 1, "old generations are removed");
     }
@@ -343,7 +415,9 @@ mod tests {
     fn a_garbage_snapshot_is_a_typed_error() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join(SNAP_NAME), b"not a snapshot at all, nope").unwrap();
-        let err = CursorStore::open(Arc::new(FdStorage::new()), dir.path()).err().unwrap();
+        let err = CursorStore::open(Arc::new(FdStorage::new()), dir.path())
+            .err()
+            .unwrap();
         assert!(matches!(err, Error::BadMagic { .. }), "{err}");
     }
 }

@@ -142,8 +142,12 @@ impl WalrusBuilder {
 
     fn validate(&self) -> Result<()> {
         validate_key(&self.key)?;
-        let block_ok = self.block_bytes >= 2 * EXTENT_UNIT && self.block_bytes % EXTENT_UNIT == 0;
-        if !block_ok || self.segment_bytes < self.block_bytes + EXTENT_UNIT || self.segment_bytes % EXTENT_UNIT != 0 {
+        let block_ok =
+            self.block_bytes >= 2 * EXTENT_UNIT && self.block_bytes.is_multiple_of(EXTENT_UNIT);
+        if !block_ok
+            || self.segment_bytes < self.block_bytes + EXTENT_UNIT
+            || !self.segment_bytes.is_multiple_of(EXTENT_UNIT)
+        {
             return Err(Error::InvalidInput(format!(
                 "segment of {} bytes and block of {} bytes: both must be multiples of {EXTENT_UNIT}, \
                  the block at least {}, and the segment larger than one block",
@@ -153,17 +157,23 @@ impl WalrusBuilder {
             )));
         }
         if let ReadConsistency::AtLeastOnce { persist_every: 0 } = self.consistency {
-            return Err(Error::InvalidInput("persist_every must be at least 1".into()));
+            return Err(Error::InvalidInput(
+                "persist_every must be at least 1".into(),
+            ));
         }
         if let FsyncSchedule::Milliseconds(0) = self.fsync {
-            return Err(Error::InvalidInput("a Milliseconds schedule needs n > 0".into()));
+            return Err(Error::InvalidInput(
+                "a Milliseconds schedule needs n > 0".into(),
+            ));
         }
         Ok(())
     }
 }
 
 fn validate_key(key: &str) -> Result<()> {
-    let ok_chars = key.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
+    let ok_chars = key
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
     if key.is_empty() || key.len() > MAX_KEY_LEN || !ok_chars || key.starts_with('.') {
         return Err(Error::InvalidKey {
             reason: format!(
@@ -179,6 +189,8 @@ fn validate_key(key: &str) -> Result<()> {
 pub struct Walrus {
     inner: Arc<Inner>,
     flusher: Option<Flusher>,
+    /// Set by `simulate_crash`: drop without the clean-close work.
+    crashed: bool,
 }
 
 struct Inner {
@@ -206,11 +218,21 @@ impl Walrus {
     }
 
     pub fn with_consistency(consistency: ReadConsistency) -> Result<Walrus> {
-        Walrus::builder().from_env()?.consistency(consistency).open()
+        Walrus::builder()
+            .from_env()?
+            .consistency(consistency)
+            .open()
     }
 
-    pub fn with_consistency_and_schedule(consistency: ReadConsistency, fsync: FsyncSchedule) -> Result<Walrus> {
-        Walrus::builder().from_env()?.consistency(consistency).fsync(fsync).open()
+    pub fn with_consistency_and_schedule(
+        consistency: ReadConsistency,
+        fsync: FsyncSchedule,
+    ) -> Result<Walrus> {
+        Walrus::builder()
+            .from_env()?
+            .consistency(consistency)
+            .fsync(fsync)
+            .open()
     }
 
     pub fn builder() -> WalrusBuilder {
@@ -232,7 +254,12 @@ impl Walrus {
         }
         let recovered = recovery::recover(&*storage, &dir)?;
         for d in &recovered.report.dropped {
-            tracing::warn!("walrus recovery dropped {} at {}: {}", d.file.display(), d.offset, d.reason);
+            tracing::warn!(
+                "walrus recovery dropped {} at {}: {}",
+                d.file.display(),
+                d.offset,
+                d.reason
+            );
         }
         let (cursors, mut positions) = CursorStore::open(storage.clone(), &dir)?;
         let mut report = recovered.report;
@@ -247,18 +274,33 @@ impl Walrus {
                     file: dir.join("cursors.snap"),
                     offset: 0,
                     topic: Some(name.clone()),
-                    reason: format!("cursor {cursor} outside the recovered entries {first}..{}", state.next_seq),
+                    reason: format!(
+                        "cursor {cursor} outside the recovered entries {first}..{}",
+                        state.next_seq
+                    ),
                 });
             }
             positions.insert(name.clone(), clamped);
-            let topic = Topic::new(name.clone(), state.blocks, state.next_seq, state.next_block_seq, clamped);
+            let topic = Topic::new(
+                name.clone(),
+                state.blocks,
+                state.next_seq,
+                state.next_block_seq,
+                clamped,
+            );
             deletable.extend(release_consumed(&topic, clamped));
             topics.insert(name, Arc::new(topic));
         }
         // Topics whose data is all reclaimed live on in their cursors only.
         for (name, &cursor) in &positions {
             topics.entry(name.clone()).or_insert_with(|| {
-                Arc::new(Topic::new(name.clone(), Default::default(), cursor, 0, cursor))
+                Arc::new(Topic::new(
+                    name.clone(),
+                    Default::default(),
+                    cursor,
+                    0,
+                    cursor,
+                ))
             });
         }
         cursors.reset(positions)?;
@@ -286,8 +328,15 @@ impl Walrus {
         for segment in deletable {
             inner.delete_segment(&segment);
         }
-        let flusher = b.fsync.interval().map(|every| Flusher::start(inner.clone(), every));
-        Ok(Walrus { inner, flusher })
+        let flusher = b
+            .fsync
+            .interval()
+            .map(|every| Flusher::start(inner.clone(), every));
+        Ok(Walrus {
+            inner,
+            flusher,
+            crashed: false,
+        })
     }
 
     /// What recovery found at open, including everything it dropped.
@@ -315,7 +364,12 @@ impl Walrus {
 
     /// Reads entries totalling at most `max_bytes` of payload, but at least
     /// one when one is available.
-    pub fn batch_read_for_topic(&self, topic: &str, max_bytes: usize, checkpoint: bool) -> Result<Vec<Entry>> {
+    pub fn batch_read_for_topic(
+        &self,
+        topic: &str,
+        max_bytes: usize,
+        checkpoint: bool,
+    ) -> Result<Vec<Entry>> {
         self.inner.read(topic, max_bytes, usize::MAX, checkpoint)
     }
 
@@ -325,10 +379,24 @@ impl Walrus {
     }
 }
 
+impl Walrus {
+    /// Closes the instance the way a crash of the process would: no final
+    /// flush, no cursor persistence; only the directory lock is released so
+    /// the test can reopen at once. What the OS page cache holds survives, as
+    /// it does when a process is killed.
+    #[cfg(feature = "test-support")]
+    pub fn simulate_crash(mut self) {
+        self.crashed = true;
+    }
+}
+
 impl Drop for Walrus {
     fn drop(&mut self) {
         if let Some(flusher) = self.flusher.take() {
-            flusher.stop();
+            flusher.stop(!self.crashed);
+        }
+        if self.crashed {
+            return;
         }
         if let Err(e) = self.inner.persist_pending_cursors() {
             tracing::warn!("walrus: persisting cursors at close failed: {e}");
@@ -364,11 +432,15 @@ impl LogStore for Walrus {
 
 /// Takes the advisory lock of an instance directory, creating it if needed.
 fn lock_dir(data_dir: &Path, dir: &Path) -> Result<File> {
-    let bad = |reason: String| Error::BadDirectory { path: data_dir.to_owned(), reason };
+    let bad = |reason: String| Error::BadDirectory {
+        path: data_dir.to_owned(),
+        reason,
+    };
     if data_dir.exists() && !data_dir.is_dir() {
         return Err(bad("it is not a directory".into()));
     }
-    std::fs::create_dir_all(dir).map_err(|e| bad(format!("cannot create {}: {e}", dir.display())))?;
+    std::fs::create_dir_all(dir)
+        .map_err(|e| bad(format!("cannot create {}: {e}", dir.display())))?;
     let path = dir.join("LOCK");
     let file = std::fs::OpenOptions::new()
         .create(true)
@@ -380,7 +452,9 @@ fn lock_dir(data_dir: &Path, dir: &Path) -> Result<File> {
     match file.try_lock() {
         Ok(()) => Ok(file),
         Err(std::fs::TryLockError::WouldBlock) => Err(Error::Locked(dir.to_owned())),
-        Err(std::fs::TryLockError::Error(e)) => Err(Error::io(format!("locking {}", path.display()), e)),
+        Err(std::fs::TryLockError::Error(e)) => {
+            Err(Error::io(format!("locking {}", path.display()), e))
+        }
     }
 }
 
@@ -426,9 +500,9 @@ impl Inner {
         }
         validate_topic(name)?;
         let mut topics = self.topics.write();
-        let topic = topics.entry(name.to_owned()).or_insert_with(|| {
-            Arc::new(Topic::new(name.to_owned(), Default::default(), 0, 0, 0))
-        });
+        let topic = topics
+            .entry(name.to_owned())
+            .or_insert_with(|| Arc::new(Topic::new(name.to_owned(), Default::default(), 0, 0, 0)));
         Ok(topic.clone())
     }
 
@@ -439,10 +513,16 @@ impl Inner {
         if len > self.max_frame_bytes {
             let biggest = payloads.iter().map(|p| p.len()).max().unwrap_or(0) as u64;
             return Err(if payloads.len() == 1 || biggest > self.max_frame_bytes {
-                Error::EntryTooLarge { size: biggest, max: self.max_frame_bytes - frame_len([0]) }
+                Error::EntryTooLarge {
+                    size: biggest,
+                    max: self.max_frame_bytes - frame_len([0]),
+                }
             } else {
                 Error::InvalidBatch {
-                    reason: format!("batch frame of {len} bytes exceeds the limit of {}", self.max_frame_bytes),
+                    reason: format!(
+                        "batch frame of {len} bytes exceeds the limit of {}",
+                        self.max_frame_bytes
+                    ),
                 }
             });
         }
@@ -464,24 +544,37 @@ impl Inner {
                 // after it again.
                 w.block = None;
                 block.seal();
-                return Err(Error::io(format!("appending to {}", block.segment.path.display()), e));
+                return Err(Error::io(
+                    format!("appending to {}", block.segment.path.display()),
+                    e,
+                ));
             }
             w.next_seq += payloads.len() as u64;
             block.commit(off + need, w.next_seq);
             (block.segment.clone(), block.segment.sync.note_write())
         };
         if self.fsync == FsyncSchedule::SyncEach {
-            segment.sync.sync_through(ticket, &*segment.file).map_err(|e| {
-                self.fail(Error::io(format!("syncing {}", segment.path.display()), e))
-            })?;
+            segment
+                .sync
+                .sync_through(ticket, &*segment.file)
+                .map_err(|e| {
+                    self.fail(Error::io(format!("syncing {}", segment.path.display()), e))
+                })?;
         }
         Ok(())
     }
 
     /// Gives the topic a fresh extent with room for a frame of `need` bytes.
-    fn new_block(&self, topic: &Topic, w: &mut crate::topic::Writer, need: u64) -> Result<Arc<Block>> {
+    fn new_block(
+        &self,
+        topic: &Topic,
+        w: &mut crate::topic::Writer,
+        need: u64,
+    ) -> Result<Arc<Block>> {
         let data_offset = BlockHeader::data_offset(topic.name.len());
-        let extent_len = self.block_bytes.max(align_up(data_offset + need, EXTENT_UNIT));
+        let extent_len = self
+            .block_bytes
+            .max(align_up(data_offset + need, EXTENT_UNIT));
         let header = BlockHeader {
             topic: topic.name.clone(),
             extent_len,
@@ -519,7 +612,13 @@ impl Inner {
 
     /// Reads up to `max_entries` entries totalling at most `max_bytes` of
     /// payload (at least one entry when any is available).
-    fn read(&self, topic_name: &str, max_bytes: usize, max_entries: usize, checkpoint: bool) -> Result<Vec<Entry>> {
+    fn read(
+        &self,
+        topic_name: &str,
+        max_bytes: usize,
+        max_entries: usize,
+        checkpoint: bool,
+    ) -> Result<Vec<Entry>> {
         validate_topic(topic_name)?;
         let Some(topic) = self.topics.read().get(topic_name).cloned() else {
             return Ok(Vec::new());
@@ -532,7 +631,9 @@ impl Inner {
         let mut total = 0usize;
         while out.len() < max_entries {
             let before = pos.clone();
-            let Some(entry) = topic.next_entry(seq, &mut pos, &mut r.frame)? else { break };
+            let Some(entry) = topic.next_entry(seq, &mut pos, &mut r.frame)? else {
+                break;
+            };
             if !out.is_empty() && total + entry.data.len() > max_bytes {
                 pos = before;
                 break;
@@ -551,10 +652,18 @@ impl Inner {
 
     /// Persists a consuming read's new cursor as the consistency mode asks,
     /// before the read returns. On error the in-memory cursor is unchanged.
-    fn persist_cursor(&self, topic: &Topic, r: &mut crate::topic::Reader, seq: u64, consumed: u64) -> Result<()> {
+    fn persist_cursor(
+        &self,
+        topic: &Topic,
+        r: &mut crate::topic::Reader,
+        seq: u64,
+        consumed: u64,
+    ) -> Result<()> {
         let due = match self.consistency {
             ReadConsistency::StrictlyAtOnce => true,
-            ReadConsistency::AtLeastOnce { persist_every } => r.unpersisted + consumed >= persist_every as u64,
+            ReadConsistency::AtLeastOnce { persist_every } => {
+                r.unpersisted + consumed >= persist_every as u64
+            }
         };
         if !due {
             r.unpersisted += consumed;
@@ -588,9 +697,9 @@ impl Inner {
     fn sync_segments(&self) -> Result<()> {
         let segments: Vec<_> = self.segments.lock().values().cloned().collect();
         for segment in segments {
-            segment
-                .sync_all()
-                .map_err(|e| self.fail(Error::io(format!("syncing {}", segment.path.display()), e)))?;
+            segment.sync_all().map_err(|e| {
+                self.fail(Error::io(format!("syncing {}", segment.path.display()), e))
+            })?;
         }
         Ok(())
     }
@@ -598,36 +707,49 @@ impl Inner {
     fn delete_segment(&self, segment: &Segment) {
         self.segments.lock().remove(&segment.id);
         if let Err(e) = self.storage.remove(&segment.path) {
-            tracing::warn!("walrus: could not delete consumed {}: {e}", segment.path.display());
+            tracing::warn!(
+                "walrus: could not delete consumed {}: {e}",
+                segment.path.display()
+            );
         }
     }
 }
 
 /// The `Milliseconds(n)` background thread: syncs every segment written
 /// since its last round, and once more when stopped.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Stop {
+    No,
+    Flush,
+    Now,
+}
+
 struct Flusher {
-    stop: Arc<(Mutex<bool>, Condvar)>,
+    stop: Arc<(Mutex<Stop>, Condvar)>,
     handle: JoinHandle<()>,
 }
 
 impl Flusher {
     fn start(inner: Arc<Inner>, every: Duration) -> Flusher {
-        let stop = Arc::new((Mutex::new(false), Condvar::new()));
+        let stop = Arc::new((Mutex::new(Stop::No), Condvar::new()));
         let stop2 = stop.clone();
         let handle = std::thread::Builder::new()
             .name("walrus-flusher".into())
             .spawn(move || loop {
                 let stopping = {
-                    let mut stopped = stop2.0.lock();
-                    if !*stopped {
-                        stop2.1.wait_for(&mut stopped, every);
+                    let mut stop = stop2.0.lock();
+                    if *stop == Stop::No {
+                        stop2.1.wait_for(&mut stop, every);
                     }
-                    *stopped
+                    *stop
                 };
+                if stopping == Stop::Now {
+                    return;
+                }
                 if let Err(e) = inner.sync_segments() {
                     tracing::error!("walrus flusher: {e}");
                 }
-                if stopping {
+                if stopping == Stop::Flush {
                     return;
                 }
             })
@@ -635,8 +757,9 @@ impl Flusher {
         Flusher { stop, handle }
     }
 
-    fn stop(self) {
-        *self.stop.0.lock() = true;
+    /// Stops the thread, after one last flush if `flush`.
+    fn stop(self, flush: bool) {
+        *self.stop.0.lock() = if flush { Stop::Flush } else { Stop::Now };
         self.stop.1.notify_all();
         if self.handle.join().is_err() {
             tracing::error!("walrus flusher thread panicked");

@@ -104,7 +104,10 @@ impl SegmentHeader {
             return Ok(None);
         }
         if b[0..8] != SEGMENT_MAGIC {
-            return Err(Error::BadMagic { file: file.into(), expected: "Walrus segment" });
+            return Err(Error::BadMagic {
+                file: file.into(),
+                expected: "Walrus segment",
+            });
         }
         let version = u32_at(b, 8);
         if version != FORMAT_VERSION {
@@ -187,7 +190,7 @@ impl BlockHeader {
         }
         let extent_len = u64_at(b, 8);
         let data_offset = Self::data_offset(topic_len);
-        if extent_len % unit != 0 || extent_len > room || extent_len <= data_offset {
+        if !extent_len.is_multiple_of(unit) || extent_len > room || extent_len <= data_offset {
             return None;
         }
         Some(BlockHeader {
@@ -201,7 +204,9 @@ impl BlockHeader {
 
 /// Length of a frame holding payloads of these lengths, padding excluded.
 pub fn frame_len(payload_lens: impl IntoIterator<Item = usize>) -> u64 {
-    let (count, sum) = payload_lens.into_iter().fold((0u64, 0u64), |(c, s), l| (c + 1, s + l as u64));
+    let (count, sum) = payload_lens
+        .into_iter()
+        .fold((0u64, 0u64), |(c, s), l| (c + 1, s + l as u64));
     FRAME_HEADER_LEN as u64 + 4 * count + sum
 }
 
@@ -270,12 +275,21 @@ impl FrameHeader {
         let len = u32_at(b, 8) as u64;
         let count = u16_at(b, 12) as usize;
         if count == 0 || count > MAX_BATCH_ENTRIES {
-            return Err(FrameError::Invalid(format!("entry count {count} out of range")));
+            return Err(FrameError::Invalid(format!(
+                "entry count {count} out of range"
+            )));
         }
         if len < FRAME_HEADER_LEN as u64 + 4 * count as u64 || len > room {
-            return Err(FrameError::Invalid(format!("frame length {len} out of range (room {room})")));
+            return Err(FrameError::Invalid(format!(
+                "frame length {len} out of range (room {room})"
+            )));
         }
-        Ok(FrameHeader { crc: u64_at(b, 0), len, count, first_seq: u64_at(b, 16) })
+        Ok(FrameHeader {
+            crc: u64_at(b, 0),
+            len,
+            count,
+            first_seq: u64_at(b, 16),
+        })
     }
 
     /// Checks a whole frame (`frame.len() == self.len`) and returns the byte
@@ -297,12 +311,15 @@ impl FrameHeader {
         for i in 0..self.count {
             let len = u32_at(frame, FRAME_HEADER_LEN + 4 * i) as usize;
             let end = at.checked_add(len).filter(|&e| e <= frame.len());
-            let end = end.ok_or_else(|| FrameError::Invalid("payload lengths overrun frame".into()))?;
+            let end =
+                end.ok_or_else(|| FrameError::Invalid("payload lengths overrun frame".into()))?;
             ranges.push(at..end);
             at = end;
         }
         if at != frame.len() {
-            return Err(FrameError::Invalid("payload lengths do not fill frame".into()));
+            return Err(FrameError::Invalid(
+                "payload lengths do not fill frame".into(),
+            ));
         }
         Ok(ranges)
     }
@@ -315,19 +332,32 @@ mod tests {
 
     #[test]
     fn segment_header_round_trips_and_rejects_damage() {
-        let h = SegmentHeader { id: 7, size_bytes: 1 << 26, block_unit_bytes: 1 << 20 };
+        let h = SegmentHeader {
+            id: 7,
+            size_bytes: 1 << 26,
+            block_unit_bytes: 1 << 20,
+        };
         let mut b = h.encode();
         let p = Path::new("seg");
         assert_eq!(SegmentHeader::decode(&b, p).unwrap(), Some(h));
         assert_eq!(SegmentHeader::decode(&[0; 64], p).unwrap(), None);
         b[20] ^= 1;
-        assert!(matches!(SegmentHeader::decode(&b, p), Err(Error::Corruption { .. })));
+        assert!(matches!(
+            SegmentHeader::decode(&b, p),
+            Err(Error::Corruption { .. })
+        ));
         let mut v2 = h.encode();
         v2[8] = 2;
-        assert!(matches!(SegmentHeader::decode(&v2, p), Err(Error::UnsupportedVersion { .. })));
+        assert!(matches!(
+            SegmentHeader::decode(&v2, p),
+            Err(Error::UnsupportedVersion { .. })
+        ));
         let mut magic = h.encode();
         magic[0] = b'X';
-        assert!(matches!(SegmentHeader::decode(&magic, p), Err(Error::BadMagic { .. })));
+        assert!(matches!(
+            SegmentHeader::decode(&magic, p),
+            Err(Error::BadMagic { .. })
+        ));
     }
 
     #[test]
@@ -341,7 +371,11 @@ mod tests {
         let b = h.encode();
         assert_eq!(b.len() as u64, BlockHeader::data_offset(6));
         assert_eq!(BlockHeader::decode(&b, 8192, 4096), Some(h.clone()));
-        assert_eq!(BlockHeader::decode(&b, 4096, 4096), None, "extent past segment end");
+        assert_eq!(
+            BlockHeader::decode(&b, 4096, 4096),
+            None,
+            "extent past segment end"
+        );
         let mut flipped = b.clone();
         flipped[41] ^= 0x10;
         assert_eq!(BlockHeader::decode(&flipped, 8192, 4096), None);

@@ -44,6 +44,5 @@ pub use store::{
 /// Internals the property suites drive directly. Not a stable API.
 #[cfg(feature = "test-support")]
 pub mod testing {
-    pub use crate::storage::sim::{Fault, FaultKind, SimStorage};
     pub use crate::storage::{FileKind, OpenMode, Storage, StorageFile};
 }

@@ -58,21 +58,30 @@ struct Candidate {
 }
 
 pub fn recover(storage: &dyn Storage, dir: &Path) -> Result<Recovered> {
-    let names = storage.list(dir).map_err(|e| Error::io(format!("listing {}", dir.display()), e))?;
+    let names = storage
+        .list(dir)
+        .map_err(|e| Error::io(format!("listing {}", dir.display()), e))?;
     let mut report = RecoveryReport::default();
     let mut segments = BTreeMap::new();
     let mut candidates: HashMap<String, Vec<Candidate>> = HashMap::new();
     let mut next_segment_id = 1;
     for name in names {
-        let Some(id) = parse_segment_name(&name) else { continue };
+        let Some(id) = parse_segment_name(&name) else {
+            continue;
+        };
         next_segment_id = next_segment_id.max(id + 1);
         let path = dir.join(&name);
         let Some(segment) = open_segment(storage, &path, id)? else {
-            storage.remove(&path).map_err(|e| Error::io(format!("removing empty {}", path.display()), e))?;
+            storage
+                .remove(&path)
+                .map_err(|e| Error::io(format!("removing empty {}", path.display()), e))?;
             continue;
         };
         for c in scan_extents(&segment, &mut report)? {
-            candidates.entry(c.header.topic.clone()).or_default().push(c);
+            candidates
+                .entry(c.header.topic.clone())
+                .or_default()
+                .push(c);
         }
         segments.insert(id, segment);
     }
@@ -81,29 +90,46 @@ pub fn recover(storage: &dyn Storage, dir: &Path) -> Result<Recovered> {
     for (name, mut blocks) in candidates {
         blocks.sort_by_key(|c| c.header.block_seq);
         let state = build_chain(&name, blocks, &mut report)?;
-        report.entries += state.blocks.iter().map(|b| b.committed().1 - b.first_seq).sum::<u64>();
+        report.entries += state
+            .blocks
+            .iter()
+            .map(|b| b.committed().1 - b.first_seq)
+            .sum::<u64>();
         topics.insert(name, state);
     }
     report.topics = topics.len();
-    Ok(Recovered { segments, topics, next_segment_id, report })
+    Ok(Recovered {
+        segments,
+        topics,
+        next_segment_id,
+        report,
+    })
 }
 
 /// Opens a segment and checks its header. `None`: the file is empty or its
 /// header never reached the disk, so it never held data.
 fn open_segment(storage: &dyn Storage, path: &Path, id: u64) -> Result<Option<Arc<Segment>>> {
     let io = |e| Error::io(format!("opening {}", path.display()), e);
-    let probe = storage.open(path, OpenMode::Existing, FileKind::Small).map_err(io)?;
+    let probe = storage
+        .open(path, OpenMode::Existing, FileKind::Small)
+        .map_err(io)?;
     let len = probe.len().map_err(io)?;
     if len < SEGMENT_HEADER_LEN as u64 {
         return if len == 0 {
             Ok(None)
         } else {
-            Err(Error::Corruption { file: path.into(), offset: 0, reason: format!("segment of {len} bytes") })
+            Err(Error::Corruption {
+                file: path.into(),
+                offset: 0,
+                reason: format!("segment of {len} bytes"),
+            })
         };
     }
     let mut raw = [0u8; SEGMENT_HEADER_LEN];
     probe.read_exact_at(&mut raw, 0).map_err(io)?;
-    let Some(header) = SegmentHeader::decode(&raw, path)? else { return Ok(None) };
+    let Some(header) = SegmentHeader::decode(&raw, path)? else {
+        return Ok(None);
+    };
     if header.id != id || header.size_bytes != len || header.block_unit_bytes != EXTENT_UNIT {
         return Err(Error::Corruption {
             file: path.into(),
@@ -112,7 +138,13 @@ fn open_segment(storage: &dyn Storage, path: &Path, id: u64) -> Result<Option<Ar
         });
     }
     drop(probe);
-    let file = storage.open(path, OpenMode::Existing, FileKind::Segment { size_bytes: len }).map_err(io)?;
+    let file = storage
+        .open(
+            path,
+            OpenMode::Existing,
+            FileKind::Segment { size_bytes: len },
+        )
+        .map_err(io)?;
     Ok(Some(Arc::new(Segment::new(id, path.into(), file, len))))
 }
 
@@ -141,7 +173,11 @@ fn scan_extents(segment: &Arc<Segment>, report: &mut RecoveryReport) -> Result<V
             Some(header) => {
                 let extent_len = header.extent_len;
                 if !dead {
-                    found.push(Candidate { segment: segment.clone(), start: off, header });
+                    found.push(Candidate {
+                        segment: segment.clone(),
+                        start: off,
+                        header,
+                    });
                 }
                 off += extent_len;
                 resync = false;
@@ -168,14 +204,27 @@ fn scan_extents(segment: &Arc<Segment>, report: &mut RecoveryReport) -> Result<V
 /// continues the chain only if it starts exactly where the previous one's
 /// valid frames end. The rest are cut out (marked dead) so that no later
 /// recovery can stitch stale frames back in.
-fn build_chain(topic: &str, candidates: Vec<Candidate>, report: &mut RecoveryReport) -> Result<TopicState> {
-    let next_block_seq = candidates.iter().map(|c| c.header.block_seq + 1).max().unwrap_or(0);
+fn build_chain(
+    topic: &str,
+    candidates: Vec<Candidate>,
+    report: &mut RecoveryReport,
+) -> Result<TopicState> {
+    let next_block_seq = candidates
+        .iter()
+        .map(|c| c.header.block_seq + 1)
+        .max()
+        .unwrap_or(0);
     let mut blocks: VecDeque<Arc<Block>> = VecDeque::new();
-    let mut next_seq = candidates.first().map(|c| c.header.first_entry_seq).unwrap_or(0);
+    let mut next_seq = candidates
+        .first()
+        .map(|c| c.header.first_entry_seq)
+        .unwrap_or(0);
     for c in candidates {
         let continues = match blocks.back() {
             None => true,
-            Some(prev) => c.header.block_seq > prev.block_seq && c.header.first_entry_seq == next_seq,
+            Some(prev) => {
+                c.header.block_seq > prev.block_seq && c.header.first_entry_seq == next_seq
+            }
         };
         if !continues {
             report.dropped.push(Dropped {
@@ -205,7 +254,11 @@ fn build_chain(topic: &str, candidates: Vec<Candidate>, report: &mut RecoveryRep
         next_seq = end_seq;
         blocks.push_back(Arc::new(block));
     }
-    Ok(TopicState { blocks, next_seq, next_block_seq })
+    Ok(TopicState {
+        blocks,
+        next_seq,
+        next_block_seq,
+    })
 }
 
 /// Returns where the valid frames of `block` end (offset, next entry).
@@ -217,13 +270,19 @@ fn scan_frames(block: &Block, topic: &str, report: &mut RecoveryReport) -> Resul
     let mut frame = Vec::new();
     let io = |e, off| Error::io(format!("reading {} at {off}", segment.path.display()), e);
     while off + FRAME_HEADER_LEN as u64 <= block.end {
-        segment.file.read_exact_at(&mut header, off).map_err(|e| io(e, off))?;
+        segment
+            .file
+            .read_exact_at(&mut header, off)
+            .map_err(|e| io(e, off))?;
         let problem = match FrameHeader::decode(&header, block.end - off) {
             Err(crate::format::FrameError::Empty) => break,
             Err(e) => e.to_string(),
             Ok(h) => {
                 frame.resize(h.len as usize, 0);
-                segment.file.read_exact_at(&mut frame, off).map_err(|e| io(e, off))?;
+                segment
+                    .file
+                    .read_exact_at(&mut frame, off)
+                    .map_err(|e| io(e, off))?;
                 match h.payload_ranges(&frame) {
                     Err(e) => e.to_string(),
                     Ok(_) if h.first_seq != seq => {

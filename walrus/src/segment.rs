@@ -22,7 +22,10 @@ pub fn segment_name(id: u64) -> String {
 }
 
 pub fn parse_segment_name(name: &str) -> Option<u64> {
-    name.strip_prefix("seg-")?.strip_suffix(".wal")?.parse().ok()
+    name.strip_prefix("seg-")?
+        .strip_suffix(".wal")?
+        .parse()
+        .ok()
 }
 
 /// Shares one fdatasync among every writer waiting for it: a writer takes a
@@ -166,7 +169,11 @@ pub struct Extent {
 
 impl Allocator {
     pub fn new(next_id: u64, segment_bytes: u64) -> Allocator {
-        Allocator { current: None, next_id, segment_bytes }
+        Allocator {
+            current: None,
+            next_id,
+            segment_bytes,
+        }
     }
 
     /// Allocates an extent for `header` (whose `extent_len` is a multiple of
@@ -195,17 +202,30 @@ impl Allocator {
         let (segment, next) = self.current.as_mut().expect("a current segment");
         let start = *next;
         let bytes = header.encode();
-        let io = |e| Error::io(format!("writing a block header to {}", segment.path.display()), e);
+        let io = |e| {
+            Error::io(
+                format!("writing a block header to {}", segment.path.display()),
+                e,
+            )
+        };
         segment.file.reserve(start, len).map_err(io)?;
         segment.file.write_all_at(&bytes, start).map_err(io)?;
         *next += len;
         segment.add_block();
-        Ok(Extent { segment: segment.clone(), start })
+        Ok(Extent {
+            segment: segment.clone(),
+            start,
+        })
     }
 
     /// Creates a segment, at least large enough for one extent of `len`, and
     /// makes its header and directory entry durable before any data goes in.
-    fn create_segment(&mut self, storage: &dyn Storage, dir: &Path, len: u64) -> Result<Arc<Segment>> {
+    fn create_segment(
+        &mut self,
+        storage: &dyn Storage,
+        dir: &Path,
+        len: u64,
+    ) -> Result<Arc<Segment>> {
         let size_bytes = self.segment_bytes.max(EXTENT_UNIT + len);
         let id = self.next_id;
         let path = dir.join(segment_name(id));
@@ -213,12 +233,21 @@ impl Allocator {
         let file = storage
             .open(&path, OpenMode::CreateNew, FileKind::Segment { size_bytes })
             .map_err(|e| io("creating", e))?;
-        let header = SegmentHeader { id, size_bytes, block_unit_bytes: EXTENT_UNIT }.encode();
+        let header = SegmentHeader {
+            id,
+            size_bytes,
+            block_unit_bytes: EXTENT_UNIT,
+        }
+        .encode();
         debug_assert_eq!(header.len(), SEGMENT_HEADER_LEN);
-        file.reserve(0, EXTENT_UNIT).map_err(|e| io("reserving", e))?;
-        file.write_all_at(&header, 0).map_err(|e| io("writing", e))?;
+        file.reserve(0, EXTENT_UNIT)
+            .map_err(|e| io("reserving", e))?;
+        file.write_all_at(&header, 0)
+            .map_err(|e| io("writing", e))?;
         file.sync().map_err(|e| io("syncing", e))?;
-        storage.sync_dir(dir).map_err(|e| io("syncing the directory of", e))?;
+        storage
+            .sync_dir(dir)
+            .map_err(|e| io("syncing the directory of", e))?;
         self.next_id += 1;
         Ok(Arc::new(Segment::new(id, path, file, size_bytes)))
     }

@@ -29,7 +29,13 @@ pub struct Block {
 }
 
 impl Block {
-    pub fn new(segment: Arc<Segment>, data_start: u64, end: u64, block_seq: u64, first_seq: u64) -> Block {
+    pub fn new(
+        segment: Arc<Segment>,
+        data_start: u64,
+        end: u64,
+        block_seq: u64,
+        first_seq: u64,
+    ) -> Block {
         Block {
             segment,
             data_start,
@@ -113,18 +119,39 @@ pub struct Topic {
 }
 
 impl Topic {
-    pub fn new(name: String, blocks: VecDeque<Arc<Block>>, next_seq: u64, next_block_seq: u64, cursor: u64) -> Topic {
+    pub fn new(
+        name: String,
+        blocks: VecDeque<Arc<Block>>,
+        next_seq: u64,
+        next_block_seq: u64,
+        cursor: u64,
+    ) -> Topic {
         Topic {
             name,
-            writer: Mutex::new(Writer { block: None, next_seq, next_block_seq, buf: Vec::new() }),
+            writer: Mutex::new(Writer {
+                block: None,
+                next_seq,
+                next_block_seq,
+                buf: Vec::new(),
+            }),
             blocks: RwLock::new(blocks),
-            reader: Mutex::new(Reader { seq: cursor, pos: None, unpersisted: 0, frame: None }),
+            reader: Mutex::new(Reader {
+                seq: cursor,
+                pos: None,
+                unpersisted: 0,
+                frame: None,
+            }),
         }
     }
 
     /// Returns the entry at `seq` (which `pos` points at, when known) and
     /// moves `pos` past it; `None` when no committed entry is there yet.
-    pub fn next_entry(&self, seq: u64, pos: &mut Option<Pos>, cache: &mut Option<Arc<Frame>>) -> Result<Option<Entry>> {
+    pub fn next_entry(
+        &self,
+        seq: u64,
+        pos: &mut Option<Pos>,
+        cache: &mut Option<Arc<Frame>>,
+    ) -> Result<Option<Entry>> {
         loop {
             let Some(p) = pos.as_ref() else {
                 match self.locate(seq)? {
@@ -159,9 +186,17 @@ impl Topic {
             }
             let data = frame.bytes[frame.ranges[p.idx].clone()].to_vec();
             let next = if p.idx + 1 < frame.ranges.len() {
-                Pos { block: p.block.clone(), off: p.off, idx: p.idx + 1 }
+                Pos {
+                    block: p.block.clone(),
+                    off: p.off,
+                    idx: p.idx + 1,
+                }
             } else {
-                Pos { block: p.block.clone(), off: p.off + frame.len_padded, idx: 0 }
+                Pos {
+                    block: p.block.clone(),
+                    off: p.off + frame.len_padded,
+                    idx: 0,
+                }
             };
             *pos = Some(next);
             return Ok(Some(Entry { seq, data }));
@@ -172,7 +207,9 @@ impl Topic {
     fn locate(&self, seq: u64) -> Result<Option<Pos>> {
         let block = {
             let blocks = self.blocks.read();
-            let found = blocks.iter().find(|b| b.first_seq <= seq && seq < b.committed().1);
+            let found = blocks
+                .iter()
+                .find(|b| b.first_seq <= seq && seq < b.committed().1);
             match found {
                 Some(b) => b.clone(),
                 None => return Ok(None),
@@ -186,7 +223,11 @@ impl Topic {
             let frame = self.frame_at(&block, off, committed_off, &mut cache)?;
             let count = frame.ranges.len() as u64;
             if seq < first + count {
-                return Ok(Some(Pos { block, off, idx: (seq - first) as usize }));
+                return Ok(Some(Pos {
+                    block,
+                    off,
+                    idx: (seq - first) as usize,
+                }));
             }
             first += count;
             off += frame.len_padded;
@@ -196,7 +237,13 @@ impl Topic {
 
     /// Reads and checks the frame at `off` (below `committed_off`), reusing
     /// `cache` when the cursor is still inside it.
-    fn frame_at(&self, block: &Block, off: u64, committed_off: u64, cache: &mut Option<Arc<Frame>>) -> Result<Arc<Frame>> {
+    fn frame_at(
+        &self,
+        block: &Block,
+        off: u64,
+        committed_off: u64,
+        cache: &mut Option<Arc<Frame>>,
+    ) -> Result<Arc<Frame>> {
         let key = (block.segment.id, off);
         if let Some(frame) = cache.as_ref().filter(|f| f.key == key) {
             return Ok(frame.clone());
@@ -209,7 +256,11 @@ impl Topic {
 
 /// Reads one whole frame at `off`; `room` bounds its length.
 pub fn read_frame(segment: &Segment, off: u64, room: u64) -> Result<Frame> {
-    let corrupt = |reason: String| Error::Corruption { file: segment.path.clone(), offset: off, reason };
+    let corrupt = |reason: String| Error::Corruption {
+        file: segment.path.clone(),
+        offset: off,
+        reason,
+    };
     let io = |e| Error::io(format!("reading {} at {off}", segment.path.display()), e);
     let mut header = [0u8; FRAME_HEADER_LEN];
     segment.file.read_exact_at(&mut header, off).map_err(io)?;
@@ -219,8 +270,16 @@ pub fn read_frame(segment: &Segment, off: u64, room: u64) -> Result<Frame> {
     };
     let mut bytes = vec![0u8; h.len as usize];
     bytes[..FRAME_HEADER_LEN].copy_from_slice(&header);
-    segment.file.read_exact_at(&mut bytes[FRAME_HEADER_LEN..], off + FRAME_HEADER_LEN as u64).map_err(io)?;
-    let ranges = h.payload_ranges(&bytes).map_err(|e| corrupt(e.to_string()))?;
+    segment
+        .file
+        .read_exact_at(
+            &mut bytes[FRAME_HEADER_LEN..],
+            off + FRAME_HEADER_LEN as u64,
+        )
+        .map_err(io)?;
+    let ranges = h
+        .payload_ranges(&bytes)
+        .map_err(|e| corrupt(e.to_string()))?;
     Ok(Frame {
         key: (segment.id, off),
         first_seq: h.first_seq,

@@ -25,7 +25,9 @@ impl FdStorage {
             let ring = match Ring::new() {
                 Ok(ring) => Some(Arc::new(ring)),
                 Err(e) => {
-                    tracing::warn!("io_uring unavailable ({e}); FD backend falls back to pread/pwrite");
+                    tracing::warn!(
+                        "io_uring unavailable ({e}); FD backend falls back to pread/pwrite"
+                    );
                     None
                 }
             };
@@ -61,7 +63,12 @@ impl Storage for FdStorage {
         "FD backend (pread/pwrite)".into()
     }
 
-    fn open(&self, path: &Path, mode: OpenMode, kind: FileKind) -> io::Result<Arc<dyn StorageFile>> {
+    fn open(
+        &self,
+        path: &Path,
+        mode: OpenMode,
+        kind: FileKind,
+    ) -> io::Result<Arc<dyn StorageFile>> {
         let file = os::open_options(mode).open(path)?;
         if let (OpenMode::CreateNew, FileKind::Segment { size_bytes }) = (mode, kind) {
             file.set_len(size_bytes)?;
@@ -114,7 +121,6 @@ impl StorageFile for FdFile {
         Ok(())
     }
 
-
     fn sync(&self) -> io::Result<()> {
         self.file.sync_data()
     }
@@ -126,7 +132,8 @@ impl StorageFile for FdFile {
             let done = ring.read_ranges(self.file.as_raw_fd(), ranges)?;
             for ((offset, buf), got) in ranges.iter_mut().zip(done) {
                 if got < buf.len() {
-                    self.file.read_exact_at(&mut buf[got..], *offset + got as u64)?;
+                    self.file
+                        .read_exact_at(&mut buf[got..], *offset + got as u64)?;
                 }
             }
             return Ok(());

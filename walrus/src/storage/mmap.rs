@@ -16,7 +16,12 @@ impl Storage for MmapStorage {
         "mmap backend".into()
     }
 
-    fn open(&self, path: &Path, mode: OpenMode, kind: FileKind) -> io::Result<Arc<dyn StorageFile>> {
+    fn open(
+        &self,
+        path: &Path,
+        mode: OpenMode,
+        kind: FileKind,
+    ) -> io::Result<Arc<dyn StorageFile>> {
         let FileKind::Segment { size_bytes } = kind else {
             return FdStorage::plain().open(path, mode, kind);
         };
@@ -61,7 +66,10 @@ impl MmapFile {
             Some(end) if end <= self.map.len() as u64 => Ok(offset as usize),
             _ => Err(io::Error::new(
                 io::ErrorKind::UnexpectedEof,
-                format!("range {offset}+{len} outside mapping of {} bytes", self.map.len()),
+                format!(
+                    "range {offset}+{len} outside mapping of {} bytes",
+                    self.map.len()
+                ),
             )),
         }
     }
@@ -80,7 +88,9 @@ impl StorageFile for MmapFile {
         // offset (an Acquire load paired with the writer's Release store), and
         // recovery runs before any writer starts. Raw copies avoid forming a
         // reference to memory that other threads write elsewhere.
-        unsafe { std::ptr::copy_nonoverlapping(self.map.as_ptr().add(at), buf.as_mut_ptr(), buf.len()) };
+        unsafe {
+            std::ptr::copy_nonoverlapping(self.map.as_ptr().add(at), buf.as_mut_ptr(), buf.len())
+        };
         Ok(())
     }
 
@@ -91,7 +101,9 @@ impl StorageFile for MmapFile {
         // and extents are handed out once by the allocator. The range was
         // reserved (fallocate) so the store cannot fault with SIGBUS for lack
         // of space.
-        unsafe { std::ptr::copy_nonoverlapping(buf.as_ptr(), self.map.as_mut_ptr().add(at), buf.len()) };
+        unsafe {
+            std::ptr::copy_nonoverlapping(buf.as_ptr(), self.map.as_mut_ptr().add(at), buf.len())
+        };
         Ok(())
     }
 
@@ -105,7 +117,6 @@ impl StorageFile for MmapFile {
         }
         Ok(())
     }
-
 
     fn sync(&self) -> io::Result<()> {
         self.map.flush()

@@ -5,8 +5,6 @@
 
 mod fd;
 mod mmap;
-#[cfg(feature = "test-support")]
-pub mod sim;
 #[cfg(target_os = "linux")]
 mod uring;
 
@@ -41,7 +39,8 @@ pub enum OpenMode {
 pub trait Storage: Send + Sync + 'static {
     /// Human-readable name of the backend, logged at open.
     fn describe(&self) -> String;
-    fn open(&self, path: &Path, mode: OpenMode, kind: FileKind) -> io::Result<Arc<dyn StorageFile>>;
+    fn open(&self, path: &Path, mode: OpenMode, kind: FileKind)
+        -> io::Result<Arc<dyn StorageFile>>;
     fn list(&self, dir: &Path) -> io::Result<Vec<String>>;
     fn remove(&self, path: &Path) -> io::Result<()>;
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
@@ -50,6 +49,7 @@ pub trait Storage: Send + Sync + 'static {
 }
 
 /// One open file.
+#[allow(clippy::len_without_is_empty)] // a file length, not a collection
 pub trait StorageFile: Send + Sync {
     fn len(&self) -> io::Result<u64>;
     fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()>;

@@ -15,17 +15,25 @@ pub struct Ring {
 
 impl Ring {
     pub fn new() -> io::Result<Ring> {
-        Ok(Ring { ring: Mutex::new(IoUring::new(RING_ENTRIES)?) })
+        Ok(Ring {
+            ring: Mutex::new(IoUring::new(RING_ENTRIES)?),
+        })
     }
 
     /// Reads every `(offset, buf)` of `fd` in full. Returns how many bytes of
     /// each range the kernel delivered, so the caller can finish short reads
     /// with plain `pread`.
-    pub fn read_ranges(&self, fd: RawFd, ranges: &mut [(u64, &mut [u8])]) -> io::Result<Vec<usize>> {
+    pub fn read_ranges(
+        &self,
+        fd: RawFd,
+        ranges: &mut [(u64, &mut [u8])],
+    ) -> io::Result<Vec<usize>> {
         let mut done = vec![0usize; ranges.len()];
         let mut ring = self.ring.lock();
-        for (chunk_start, chunk) in
-            ranges.chunks_mut(RING_ENTRIES as usize).enumerate().map(|(i, c)| (i * RING_ENTRIES as usize, c))
+        for (chunk_start, chunk) in ranges
+            .chunks_mut(RING_ENTRIES as usize)
+            .enumerate()
+            .map(|(i, c)| (i * RING_ENTRIES as usize, c))
         {
             for (i, (offset, buf)) in chunk.iter_mut().enumerate() {
                 let len = u32::try_from(buf.len()).map_err(|_| {

@@ -31,12 +31,18 @@ pub fn payload(topic: &str, i: u64) -> Vec<u8> {
     p
 }
 
+/// Consumes everything left in `topic` (in batches: one cursor sync each).
 pub fn drain(wal: &Walrus, topic: &str) -> Vec<Vec<u8>> {
     let mut out = Vec::new();
-    while let Some(e) = wal.read_next(topic, true).expect("read") {
-        out.push(e.data);
+    loop {
+        let batch = wal
+            .batch_read_for_topic(topic, 1 << 20, true)
+            .expect("read");
+        if batch.is_empty() {
+            return out;
+        }
+        out.extend(batch.into_iter().map(|e| e.data));
     }
-    out
 }
 
 /// Paths of the instance's segment files, oldest first.
