@@ -629,9 +629,22 @@ impl Inner {
         let mut seq = r.seq;
         let mut out = Vec::new();
         let mut total = 0usize;
+        if max_entries > 1 {
+            if pos.is_none() {
+                // Find the cursor's frame first so the read-ahead starts there.
+                if let Some(entry) = topic.next_entry(seq, &mut pos, &mut r.frames)? {
+                    total += entry.data.len();
+                    out.push(entry);
+                    seq += 1;
+                }
+            }
+            if let Some(p) = pos.as_ref().filter(|_| total < max_bytes) {
+                topic.prefetch(p, (max_bytes - total) as u64, &mut r.frames)?;
+            }
+        }
         while out.len() < max_entries {
             let before = pos.clone();
-            let Some(entry) = topic.next_entry(seq, &mut pos, &mut r.frame)? else {
+            let Some(entry) = topic.next_entry(seq, &mut pos, &mut r.frames)? else {
                 break;
             };
             if !out.is_empty() && total + entry.data.len() > max_bytes {
@@ -642,6 +655,7 @@ impl Inner {
             out.push(entry);
             seq += 1;
         }
+        r.frames.prefetched.clear();
         if checkpoint && !out.is_empty() {
             self.persist_cursor(&topic, r, seq, out.len() as u64)?;
             r.seq = seq;

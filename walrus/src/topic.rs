@@ -108,7 +108,7 @@ pub struct Reader {
     pub pos: Option<Pos>,
     /// Consumed entries not yet persisted (AtLeastOnce).
     pub unpersisted: u64,
-    pub frame: Option<Arc<Frame>>,
+    pub frames: FrameSource,
 }
 
 pub struct Topic {
@@ -139,7 +139,7 @@ impl Topic {
                 seq: cursor,
                 pos: None,
                 unpersisted: 0,
-                frame: None,
+                frames: FrameSource::default(),
             }),
         }
     }
@@ -150,7 +150,7 @@ impl Topic {
         &self,
         seq: u64,
         pos: &mut Option<Pos>,
-        cache: &mut Option<Arc<Frame>>,
+        src: &mut FrameSource,
     ) -> Result<Option<Entry>> {
         loop {
             let Some(p) = pos.as_ref() else {
@@ -175,7 +175,7 @@ impl Topic {
                 }
                 return Ok(None);
             }
-            let frame = self.frame_at(&p.block, p.off, committed_off, cache)?;
+            let frame = self.frame_at(&p.block, p.off, committed_off, src)?;
             let entry_seq = frame.first_seq + p.idx as u64;
             if entry_seq != seq {
                 return Err(Error::Corruption {
@@ -218,9 +218,9 @@ impl Topic {
         let (committed_off, _) = block.committed();
         let mut off = block.data_start;
         let mut first = block.first_seq;
-        let mut cache = None;
+        let mut src = FrameSource::default();
         while off < committed_off {
-            let frame = self.frame_at(&block, off, committed_off, &mut cache)?;
+            let frame = self.frame_at(&block, off, committed_off, &mut src)?;
             let count = frame.ranges.len() as u64;
             if seq < first + count {
                 return Ok(Some(Pos {
@@ -235,39 +235,135 @@ impl Topic {
         Ok(None)
     }
 
-    /// Reads and checks the frame at `off` (below `committed_off`), reusing
-    /// `cache` when the cursor is still inside it.
+    /// Reads and checks the frame at `off` (below `committed_off`), from the
+    /// frame the cursor is in, from prefetched bytes, or from the file.
     fn frame_at(
         &self,
         block: &Block,
         off: u64,
         committed_off: u64,
-        cache: &mut Option<Arc<Frame>>,
+        src: &mut FrameSource,
     ) -> Result<Arc<Frame>> {
-        let key = (block.segment.id, off);
-        if let Some(frame) = cache.as_ref().filter(|f| f.key == key) {
+        let segment = &block.segment;
+        if let Some(frame) = src.last.as_ref().filter(|f| f.key == (segment.id, off)) {
             return Ok(frame.clone());
         }
-        let frame = Arc::new(read_frame(&block.segment, off, committed_off - off)?);
-        *cache = Some(frame.clone());
+        let room = committed_off - off;
+        let prefetched = src
+            .prefetched
+            .iter()
+            .find_map(|p| p.frame_bytes(segment.id, off, room));
+        let frame = match prefetched {
+            Some(bytes) => decode_frame(segment, off, room, bytes.to_vec())?,
+            None => read_frame(segment, off, room)?,
+        };
+        let frame = Arc::new(frame);
+        src.last = Some(frame.clone());
         Ok(frame)
+    }
+
+    /// Reads ahead, in one submission, the committed bytes from `pos` on:
+    /// up to `budget` bytes across at most `MAX_PREFETCH_RANGES` extents.
+    pub fn prefetch(&self, pos: &Pos, budget: u64, src: &mut FrameSource) -> Result<()> {
+        let budget = budget.clamp(64 * 1024, MAX_PREFETCH_BYTES);
+        let mut plan: Vec<(Arc<Block>, u64, u64)> = Vec::new();
+        let mut left = budget;
+        let (committed_off, _) = pos.block.committed();
+        let first_len = (committed_off.saturating_sub(pos.off)).min(left);
+        plan.push((pos.block.clone(), pos.off, first_len));
+        left -= first_len;
+        if left > 0 && pos.block.is_sealed() {
+            let blocks = self.blocks.read();
+            let later = blocks
+                .iter()
+                .skip_while(|b| !Arc::ptr_eq(b, &pos.block))
+                .skip(1);
+            for b in later.take(MAX_PREFETCH_RANGES - 1) {
+                let (committed, _) = b.committed();
+                let len = (committed - b.data_start).min(left);
+                if len == 0 {
+                    break;
+                }
+                plan.push((b.clone(), b.data_start, len));
+                left -= len;
+                if left == 0 || !b.is_sealed() {
+                    break;
+                }
+            }
+        }
+        src.prefetched.clear();
+        // One read_ranges call per segment file (usually just one).
+        let mut i = 0;
+        while i < plan.len() {
+            let segment = plan[i].0.segment.clone();
+            let group_end = i + plan[i..]
+                .iter()
+                .take_while(|p| p.0.segment.id == segment.id)
+                .count();
+            let mut bufs: Vec<Vec<u8>> = plan[i..group_end]
+                .iter()
+                .map(|p| vec![0u8; p.2 as usize])
+                .collect();
+            let mut ranges: Vec<(u64, &mut [u8])> = plan[i..group_end]
+                .iter()
+                .zip(bufs.iter_mut())
+                .map(|(p, b)| (p.1, b.as_mut_slice()))
+                .collect();
+            segment
+                .file
+                .read_ranges(&mut ranges)
+                .map_err(|e| Error::io(format!("reading {}", segment.path.display()), e))?;
+            for (p, bytes) in plan[i..group_end].iter().zip(bufs) {
+                src.prefetched.push(Prefetched {
+                    segment: segment.id,
+                    off: p.1,
+                    bytes,
+                });
+            }
+            i = group_end;
+        }
+        Ok(())
+    }
+}
+
+const MAX_PREFETCH_BYTES: u64 = 16 << 20;
+const MAX_PREFETCH_RANGES: usize = 8;
+
+/// Frames a reader has at hand: the one its cursor is in, and bytes read
+/// ahead for a batch read (dropped when the read ends, so memory stays
+/// bounded by one batch).
+#[derive(Default)]
+pub struct FrameSource {
+    pub last: Option<Arc<Frame>>,
+    pub prefetched: Vec<Prefetched>,
+}
+
+pub struct Prefetched {
+    segment: u64,
+    off: u64,
+    bytes: Vec<u8>,
+}
+
+impl Prefetched {
+    /// The bytes of the whole frame at `off`, if they were read ahead.
+    fn frame_bytes(&self, segment: u64, off: u64, room: u64) -> Option<&[u8]> {
+        let end = self.off + self.bytes.len() as u64;
+        if segment != self.segment || off < self.off || off + FRAME_HEADER_LEN as u64 > end {
+            return None;
+        }
+        let at = (off - self.off) as usize;
+        let h = FrameHeader::decode(&self.bytes[at..], room).ok()?;
+        self.bytes.get(at..at + h.len as usize)
     }
 }
 
 /// Reads one whole frame at `off`; `room` bounds its length.
 pub fn read_frame(segment: &Segment, off: u64, room: u64) -> Result<Frame> {
-    let corrupt = |reason: String| Error::Corruption {
-        file: segment.path.clone(),
-        offset: off,
-        reason,
-    };
     let io = |e| Error::io(format!("reading {} at {off}", segment.path.display()), e);
     let mut header = [0u8; FRAME_HEADER_LEN];
     segment.file.read_exact_at(&mut header, off).map_err(io)?;
-    let h = match FrameHeader::decode(&header, room) {
-        Ok(h) => h,
-        Err(e) => return Err(corrupt(e.to_string())),
-    };
+    let h = FrameHeader::decode(&header, room)
+        .map_err(|e| frame_corrupt(segment, off, e.to_string()))?;
     let mut bytes = vec![0u8; h.len as usize];
     bytes[..FRAME_HEADER_LEN].copy_from_slice(&header);
     segment
@@ -277,9 +373,23 @@ pub fn read_frame(segment: &Segment, off: u64, room: u64) -> Result<Frame> {
             off + FRAME_HEADER_LEN as u64,
         )
         .map_err(io)?;
+    decode_frame(segment, off, room, bytes)
+}
+
+/// Checks a frame's bytes (header included) and indexes its payloads.
+fn decode_frame(segment: &Segment, off: u64, room: u64, bytes: Vec<u8>) -> Result<Frame> {
+    let h = FrameHeader::decode(&bytes, room)
+        .map_err(|e| frame_corrupt(segment, off, e.to_string()))?;
+    if h.len as usize != bytes.len() {
+        return Err(frame_corrupt(
+            segment,
+            off,
+            "frame length changed under the reader".into(),
+        ));
+    }
     let ranges = h
         .payload_ranges(&bytes)
-        .map_err(|e| corrupt(e.to_string()))?;
+        .map_err(|e| frame_corrupt(segment, off, e.to_string()))?;
     Ok(Frame {
         key: (segment.id, off),
         first_seq: h.first_seq,
@@ -287,4 +397,12 @@ pub fn read_frame(segment: &Segment, off: u64, room: u64) -> Result<Frame> {
         bytes,
         ranges,
     })
+}
+
+fn frame_corrupt(segment: &Segment, offset: u64, reason: String) -> Error {
+    Error::Corruption {
+        file: segment.path.clone(),
+        offset,
+        reason,
+    }
 }
