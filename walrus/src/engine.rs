@@ -185,6 +185,15 @@ fn validate_key(key: &str) -> Result<()> {
     Ok(())
 }
 
+/// A topic's position: entries `next_to_read..next_to_append` are unconsumed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TopicInfo {
+    /// Sequence number the next consuming read returns.
+    pub next_to_read: u64,
+    /// Sequence number the next append gets.
+    pub next_to_append: u64,
+}
+
 /// A topic-based write-ahead log. See the crate docs and `docs/format.md`.
 pub struct Walrus {
     inner: Arc<Inner>,
@@ -252,7 +261,8 @@ impl Walrus {
         if !b.quiet {
             tracing::info!("walrus: {} at {}", storage.describe(), dir.display());
         }
-        let recovered = recovery::recover(&*storage, &dir)?;
+        let (cursors, mut positions) = CursorStore::open(storage.clone(), &dir)?;
+        let recovered = recovery::recover(&*storage, &dir, &positions)?;
         for d in &recovered.report.dropped {
             tracing::warn!(
                 "walrus recovery dropped {} at {}: {}",
@@ -261,30 +271,30 @@ impl Walrus {
                 d.reason
             );
         }
-        let (cursors, mut positions) = CursorStore::open(storage.clone(), &dir)?;
         let mut report = recovered.report;
         let mut topics = HashMap::new();
         let mut deletable = Vec::new();
         for (name, state) in recovered.topics {
+            // Entries below the cursor may be gone (reclaimed, or consumed
+            // before a power loss took them); sequence numbers never go back,
+            // so the topic continues at least from its cursor. A cursor below
+            // the first surviving entry means entries were lost: report it.
             let cursor = positions.get(&name).copied().unwrap_or(0);
             let first = state.blocks.front().map_or(state.next_seq, |b| b.first_seq);
-            let clamped = cursor.clamp(first, state.next_seq);
+            let clamped = cursor.max(first.min(state.next_seq));
             if clamped != cursor {
                 report.dropped.push(recovery::Dropped {
                     file: dir.join("cursors.snap"),
                     offset: 0,
                     topic: Some(name.clone()),
-                    reason: format!(
-                        "cursor {cursor} outside the recovered entries {first}..{}",
-                        state.next_seq
-                    ),
+                    reason: format!("entries {cursor}..{first} are missing"),
                 });
             }
             positions.insert(name.clone(), clamped);
             let topic = Topic::new(
                 name.clone(),
                 state.blocks,
-                state.next_seq,
+                state.next_seq.max(clamped),
                 state.next_block_seq,
                 clamped,
             );
@@ -342,6 +352,17 @@ impl Walrus {
     /// What recovery found at open, including everything it dropped.
     pub fn recovery_report(&self) -> &RecoveryReport {
         &self.inner.report
+    }
+
+    /// Where a topic's cursor and tail are; `None` for an unknown topic.
+    pub fn topic_info(&self, topic: &str) -> Option<TopicInfo> {
+        let topic = self.inner.topics.read().get(topic).cloned()?;
+        let next_to_append = topic.writer.lock().next_seq;
+        let next_to_read = topic.reader.lock().seq;
+        Some(TopicInfo {
+            next_to_read,
+            next_to_append,
+        })
     }
 
     /// The instance directory (data directory joined with the instance key).

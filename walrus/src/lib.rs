@@ -33,7 +33,7 @@ mod storage;
 pub mod store;
 mod topic;
 
-pub use engine::{Walrus, WalrusBuilder};
+pub use engine::{TopicInfo, Walrus, WalrusBuilder};
 pub use recovery::{Dropped, RecoveryReport};
 pub use storage::Backend;
 pub use store::{
@@ -44,5 +44,6 @@ pub use store::{
 /// Internals the property suites drive directly. Not a stable API.
 #[cfg(feature = "test-support")]
 pub mod testing {
+    pub use crate::storage::sim::{Crash, Fault, FaultKind, SimStorage};
     pub use crate::storage::{FileKind, OpenMode, Storage, StorageFile};
 }

@@ -57,7 +57,13 @@ struct Candidate {
     header: BlockHeader,
 }
 
-pub fn recover(storage: &dyn Storage, dir: &Path) -> Result<Recovered> {
+/// `cursors` are the persisted consumer positions: entries below them may
+/// legitimately be missing from a topic's chain.
+pub fn recover(
+    storage: &dyn Storage,
+    dir: &Path,
+    cursors: &HashMap<String, u64>,
+) -> Result<Recovered> {
     let names = storage
         .list(dir)
         .map_err(|e| Error::io(format!("listing {}", dir.display()), e))?;
@@ -89,7 +95,8 @@ pub fn recover(storage: &dyn Storage, dir: &Path) -> Result<Recovered> {
     let mut topics = HashMap::new();
     for (name, mut blocks) in candidates {
         blocks.sort_by_key(|c| c.header.block_seq);
-        let state = build_chain(&name, blocks, &mut report)?;
+        let cursor = cursors.get(&name).copied().unwrap_or(0);
+        let state = build_chain(&name, blocks, cursor, &mut report)?;
         report.entries += state
             .blocks
             .iter()
@@ -202,11 +209,12 @@ fn scan_extents(segment: &Arc<Segment>, report: &mut RecoveryReport) -> Result<V
 
 /// Links a topic's extents by block sequence and first entry: an extent
 /// continues the chain only if it starts exactly where the previous one's
-/// valid frames end. The rest are cut out (marked dead) so that no later
+/// valid frames end, or anywhere up to the consumer's `cursor`. The rest are cut out (marked dead) so that no later
 /// recovery can stitch stale frames back in.
 fn build_chain(
     topic: &str,
     candidates: Vec<Candidate>,
+    cursor: u64,
     report: &mut RecoveryReport,
 ) -> Result<TopicState> {
     let next_block_seq = candidates
@@ -222,8 +230,13 @@ fn build_chain(
     for c in candidates {
         let continues = match blocks.back() {
             None => true,
+            // A gap is fine where every entry in it was consumed: those
+            // entries may be gone (reclaimed, or lost unsynced after being
+            // read) and the topic resumed from its cursor.
             Some(prev) => {
-                c.header.block_seq > prev.block_seq && c.header.first_entry_seq == next_seq
+                let first = c.header.first_entry_seq;
+                c.header.block_seq > prev.block_seq
+                    && (first == next_seq || (first > next_seq && first <= cursor))
             }
         };
         if !continues {

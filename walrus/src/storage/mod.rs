@@ -5,6 +5,8 @@
 
 mod fd;
 mod mmap;
+#[cfg(any(test, feature = "test-support"))]
+pub mod sim;
 #[cfg(target_os = "linux")]
 mod uring;
 
