@@ -119,10 +119,21 @@ impl CursorStore {
     pub fn persist(&self, topic: &str, next_seq: u64, sync: bool) -> Result<()> {
         debug_assert!(topic.len() <= MAX_TOPIC_LEN);
         let mut inner = self.inner.lock();
-        inner.values.insert(topic.to_owned(), next_seq);
         let log = match &inner.log {
             Some(log) if inner.log_len < LOG_COMPACT_BYTES => log.clone(),
-            _ => return self.compact(&mut inner),
+            _ => {
+                // The new value goes into the snapshot only if it is written:
+                // a failed persist must not move the cursor later on.
+                let old = inner.values.insert(topic.to_owned(), next_seq);
+                let result = self.compact(&mut inner);
+                if result.is_err() {
+                    match old {
+                        Some(old) => inner.values.insert(topic.to_owned(), old),
+                        None => inner.values.remove(topic),
+                    };
+                }
+                return result;
+            }
         };
         let record = encode_record(topic, next_seq);
         let written = log.write_all_at(&record, inner.log_len).and_then(|()| {
@@ -135,6 +146,7 @@ impl CursorStore {
         match written {
             Ok(()) => {
                 inner.log_len += record.len() as u64;
+                inner.values.insert(topic.to_owned(), next_seq);
                 Ok(())
             }
             Err(e) => {

@@ -227,7 +227,9 @@ impl Allocator {
         len: u64,
     ) -> Result<Arc<Segment>> {
         let size_bytes = self.segment_bytes.max(EXTENT_UNIT + len);
+        // Taken before trying: a half-created file must not block the next try.
         let id = self.next_id;
+        self.next_id += 1;
         let path = dir.join(segment_name(id));
         let io = |what: &str, e| Error::io(format!("{what} {}", path.display()), e);
         let file = storage
