@@ -24,3 +24,39 @@ unit: deps
 	$(CARGO) test --workspace --all-features
 
 test: fmt-check clippy unit ## fmt check, clippy -D warnings, every test (engine, adapters, harness, crash suites)
+
+# --- Benchmarks -------------------------------------------------------------
+# Settings come from the environment exactly as the benchmarking guide lists
+# them (FSYNC, THREADS, WALRUS_DURATION, ENTRY_SIZE, BATCH, STORE(S), ...);
+# `<binary> --help` shows the matching flags. Results: benchmarks/*.csv.
+TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
+BENCH_BIN := $(TARGET_DIR)/release
+# Every store compiled in; `make compare BENCH_FEATURES=` runs without RocksDB/sled.
+BENCH_FEATURES ?= all-stores
+BENCH_CARGO_FEATURES := $(if $(strip $(BENCH_FEATURES)),--features $(BENCH_FEATURES),)
+
+.PHONY: bench-build bench-writes bench-reads bench-scaling bench-batch compare scenarios bench-micro
+
+bench-build: deps
+	$(CARGO) build --release -p walrus-harness $(BENCH_CARGO_FEATURES) --bins
+
+bench-writes: bench-build ## write throughput and latency per thread count and fsync mode
+	$(BENCH_BIN)/write_benchmark
+
+bench-reads: bench-build ## write phase, then verified reads (single and batch) per consistency mode
+	$(BENCH_BIN)/read_benchmark
+
+bench-scaling: bench-build ## write throughput and CPU over a thread range (THREADS=1-16)
+	$(BENCH_BIN)/scaling_benchmark
+
+bench-batch: bench-build ## batch_append throughput per batch size (WALRUS_BATCH_SIZE)
+	$(BENCH_BIN)/walrus-bench batch
+
+compare: bench-build ## the main job: every store, same workloads, medians, Markdown tables
+	$(BENCH_BIN)/walrus-bench compare
+
+scenarios: bench-build ## the guide's analytics, financial and message-queue scenarios
+	$(BENCH_BIN)/walrus-bench scenarios
+
+bench-micro: deps ## criterion micro-benchmarks (append per entry size per store, crc64)
+	$(CARGO) bench -p walrus-benchmarks $(BENCH_CARGO_FEATURES)

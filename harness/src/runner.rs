@@ -1,0 +1,123 @@
+//! One benchmark cell: a fresh data directory, a freshly opened store, the
+//! workload, verification, bytes on disk, cleanup.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use walrus_wal::{LogStore, StoreConfig};
+
+use crate::error::BenchError;
+use crate::metrics::disk_usage_bytes;
+use crate::progress::Progress;
+use crate::workload::{read_phase, verify_written, write_phase, PhaseStats, ReadSpec, WriteSpec};
+
+/// Opens a store of one kind in a directory. Production passes the adapters;
+/// tests pass in-memory doubles.
+pub type Opener<'a> = dyn Fn(&Path, StoreConfig) -> walrus_wal::Result<Box<dyn LogStore>> + 'a;
+
+/// What a cell runs against its store.
+#[derive(Clone, Debug)]
+pub enum Workload {
+    /// Timed writes, then every entry read back and verified (untimed).
+    Write(WriteSpec),
+    /// Timed writes, then timed verified reads of what was written.
+    Read { write: WriteSpec, read: ReadSpec },
+}
+
+/// Where cells put their data and whether they keep it.
+#[derive(Clone, Debug)]
+pub struct RunEnv {
+    pub data_dir: PathBuf,
+    pub keep_data: bool,
+    pub progress: Progress,
+}
+
+/// What one cell measured.
+#[derive(Clone, Debug)]
+pub struct CellOutcome {
+    pub write: PhaseStats,
+    pub read: Option<PhaseStats>,
+    /// Entries read back and checked (write cells: all of them).
+    pub verified_entries: u64,
+    /// Allocated bytes in the data directory after the writes and a `sync()`.
+    pub disk_bytes: u64,
+    /// `disk_bytes` over payload bytes written (warm-up included).
+    pub space_amp: f64,
+}
+
+/// Runs `workload` on a store opened by `open` in a fresh directory named
+/// after `label`, under `config`.
+pub fn run_cell(
+    open: &Opener<'_>,
+    label: &str,
+    config: StoreConfig,
+    workload: &Workload,
+    env: &RunEnv,
+) -> Result<CellOutcome, BenchError> {
+    let dir = FreshDir::create(&env.data_dir, label, env.keep_data)?;
+    let store = open(dir.path(), config).map_err(|source| BenchError::Store {
+        store: label.to_string(),
+        source,
+    })?;
+    let store: &dyn LogStore = store.as_ref();
+    let write_spec = match workload {
+        Workload::Write(w) => w,
+        Workload::Read { write, .. } => write,
+    };
+    let written = write_phase(store, write_spec, &env.progress)?;
+    // Untimed: makes every store's footprint comparable (sled, for one,
+    // holds unflushed data in memory).
+    store.sync().map_err(|e| BenchError::store(store, e))?;
+    let disk_bytes = disk_usage_bytes(dir.path())
+        .map_err(|e| BenchError::io(format!("measuring {}", dir.path().display()), e))?;
+    let (read, verified_entries) = match workload {
+        Workload::Write(spec) => (None, verify_written(store, spec, &written)?),
+        Workload::Read { write, read } => {
+            let stats = read_phase(store, read, write.entry_size, &written.acked, &env.progress)?;
+            let verified = stats.entries;
+            (Some(stats), verified)
+        }
+    };
+    Ok(CellOutcome {
+        space_amp: disk_bytes as f64 / written.logical_bytes.max(1) as f64,
+        write: written.stats,
+        read,
+        verified_entries,
+        disk_bytes,
+    })
+}
+
+/// A data directory no earlier run has touched, removed on drop unless kept.
+struct FreshDir {
+    path: PathBuf,
+    keep: bool,
+}
+
+impl FreshDir {
+    fn create(parent: &Path, label: &str, keep: bool) -> Result<FreshDir, BenchError> {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        std::fs::create_dir_all(parent)
+            .map_err(|e| BenchError::io(format!("creating {}", parent.display()), e))?;
+        loop {
+            let n = NEXT.fetch_add(1, Ordering::Relaxed);
+            let path = parent.join(format!("{label}-{}-{n}", std::process::id()));
+            match std::fs::create_dir(&path) {
+                Ok(()) => return Ok(FreshDir { path, keep }),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(BenchError::io(format!("creating {}", path.display()), e)),
+            }
+        }
+    }
+
+    fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for FreshDir {
+    fn drop(&mut self) {
+        if !self.keep {
+            let _ = std::fs::remove_dir_all(&self.path);
+        }
+    }
+}

@@ -1,0 +1,157 @@
+//! Each command writes its CSV with the guide's columns first, in order, and
+//! `compare` writes a Markdown table per workload; all through the public
+//! entry point with in-memory stores.
+
+mod common;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use common::{Fault, MemStore};
+use walrus_harness::{run, BenchArgs, Command, CommandOutput, Settings, StoreKind};
+use walrus_wal::{LogStore, StoreConfig};
+
+fn settings(command: Command, out: &Path, extra: &[(&str, &str)]) -> Settings {
+    let mut env: HashMap<String, String> = [
+        ("WALRUS_DURATION", "150ms"),
+        ("WALRUS_QUIET", "1"),
+        ("FSYNC", "no-fsync"),
+        ("THREADS", "1,2"),
+        ("ENTRY_SIZE", "100"),
+        ("WALRUS_BATCH_SIZE", "4"),
+        ("WALRUS_DATA_DIR", out.join("data").to_str().unwrap()),
+        ("WALRUS_OUT_DIR", out.to_str().unwrap()),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    for (k, v) in extra {
+        env.insert(k.to_string(), v.to_string());
+    }
+    Settings::resolve(command, &BenchArgs::default(), &env).unwrap()
+}
+
+fn mem(kind: StoreKind, _: &Path, _: StoreConfig) -> walrus_wal::Result<Box<dyn LogStore>> {
+    Ok(Box::new(MemStore::new(kind.to_string(), Fault::None)))
+}
+
+fn csv_of(out: &CommandOutput) -> (PathBuf, String, usize) {
+    let path = out.files[0].clone();
+    let text = std::fs::read_to_string(&path).unwrap();
+    let header = text.lines().next().unwrap().to_string();
+    (path, header, text.lines().count() - 1)
+}
+
+#[test]
+fn write_csv_columns_and_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(&settings(Command::Write, dir.path(), &[]), &mem).unwrap();
+    assert!(out.failures.is_empty(), "{:?}", out.failures);
+    let (path, header, rows) = csv_of(&out);
+    let name = path.file_name().unwrap().to_str().unwrap();
+    assert!(
+        name.starts_with("write_benchmark_") && name.ends_with(".csv"),
+        "{name}"
+    );
+    assert!(
+        header.starts_with("threads,fsync_mode,ops_per_sec,mb_per_sec,avg_latency_us,"),
+        "{header}"
+    );
+    for col in [
+        "p50_us",
+        "p99_us",
+        "p999_us",
+        "max_us",
+        "store",
+        "backend",
+        "disk_bytes",
+    ] {
+        assert!(
+            header.split(',').any(|c| c == col),
+            "{col} missing from {header}"
+        );
+    }
+    assert_eq!(rows, 2, "one row per thread count");
+    assert!(out.text.contains("ops/s"));
+    // The data directories of the runs are gone.
+    assert_eq!(
+        std::fs::read_dir(dir.path().join("data")).unwrap().count(),
+        0
+    );
+}
+
+#[test]
+fn read_csv_has_a_write_and_a_read_row_per_cell() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = settings(
+        Command::Read,
+        dir.path(),
+        &[("CONSISTENCY", "strict,at-least-once:10")],
+    );
+    let out = run(&s, &mem).unwrap();
+    assert!(out.failures.is_empty(), "{:?}", out.failures);
+    let (path, header, rows) = csv_of(&out);
+    assert!(path.to_str().unwrap().contains("read_benchmark_"));
+    assert!(
+        header.starts_with("phase,threads,ops_per_sec,mb_per_sec,avg_latency_us,"),
+        "{header}"
+    );
+    // 2 consistencies x (single + batch) x 2 thread counts x (write + read)
+    assert_eq!(rows, 16);
+}
+
+#[test]
+fn scaling_csv_columns() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(
+        &settings(Command::Scaling, dir.path(), &[("THREADS", "1-3")]),
+        &mem,
+    )
+    .unwrap();
+    let (path, header, rows) = csv_of(&out);
+    assert!(path.to_str().unwrap().contains("scaling_benchmark_"));
+    assert!(
+        header.starts_with("threads,ops_per_sec,mb_per_sec,cpu_usage,"),
+        "{header}"
+    );
+    assert_eq!(rows, 3);
+}
+
+#[test]
+fn compare_writes_csv_and_markdown_and_reports_a_broken_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = settings(
+        Command::Compare,
+        dir.path(),
+        &[
+            ("STORES", "walrus-fd,raw"),
+            ("WALRUS_ROUNDS", "2"),
+            ("FSYNC", "no-fsync,1000ms"),
+        ],
+    );
+    let broken_raw =
+        |kind: StoreKind, _: &Path, _: StoreConfig| -> walrus_wal::Result<Box<dyn LogStore>> {
+            let fault = if kind.to_string() == "raw" {
+                Fault::FlipBitOnRead(50)
+            } else {
+                Fault::None
+            };
+            Ok(Box::new(MemStore::new(kind.to_string(), fault)))
+        };
+    let out = run(&s, &broken_raw).unwrap();
+    assert_eq!(out.files.len(), 2);
+    let md = std::fs::read_to_string(&out.files[1]).unwrap();
+    assert!(out.files[1].to_str().unwrap().ends_with(".md"));
+    // 2 fsync x 2 threads writes + batch + read
+    assert_eq!(md.matches("\n## ").count(), 6, "{md}");
+    assert!(md.contains("| store | ops/s | MiB/s | p50 us | p99 us | p99.9 us | vs walrus-fd | vs raw | guarantee |"));
+    assert!(md.contains("| walrus-fd |") && md.contains("1.00x"));
+    assert!(
+        md.contains("FAILED: raw"),
+        "the broken store's cells fail: {md}"
+    );
+    assert!(!out.failures.is_empty());
+    let csv = std::fs::read_to_string(&out.files[0]).unwrap();
+    assert!(csv.lines().any(|l| l.starts_with("median,")));
+    assert!(csv.lines().any(|l| l.contains("failed: raw")));
+}
