@@ -60,3 +60,31 @@ scenarios: bench-build ## the guide's analytics, financial and message-queue sce
 
 bench-micro: deps ## criterion micro-benchmarks (append per entry size per store, crc64)
 	$(CARGO) bench -p walrus-benchmarks $(BENCH_CARGO_FEATURES)
+
+# --- Graphs (pandas + matplotlib in .venv; the page opens in a browser if there is one)
+VENV_PY := .venv/bin/python
+.PHONY: plot-deps show-writes show-reads show-scaling show-batch show-compare bench-and-show-reads
+
+plot-deps: .venv/.plot-deps ## install pandas + matplotlib into .venv for the show-* targets
+
+.venv/.plot-deps:
+	python3 -m venv .venv
+	$(VENV_PY) -m pip install -q pandas matplotlib
+	touch $@
+
+show-writes: plot-deps ## graph the newest write benchmark CSV
+	$(VENV_PY) scripts/plot_benchmarks.py writes
+
+show-reads: plot-deps ## graph the newest read benchmark CSV
+	$(VENV_PY) scripts/plot_benchmarks.py reads
+
+show-scaling: plot-deps ## graph the newest scaling benchmark CSV
+	$(VENV_PY) scripts/plot_benchmarks.py scaling
+
+show-batch: plot-deps ## graph the newest batch benchmark CSV
+	$(VENV_PY) scripts/plot_benchmarks.py batch
+
+show-compare: plot-deps ## graph the newest compare CSV (medians per workload)
+	$(VENV_PY) scripts/plot_benchmarks.py compare
+
+bench-and-show-reads: bench-reads show-reads ## the guide's quick start: read benchmark, then its graphs

@@ -175,11 +175,7 @@ fn run_writes(settings: &Settings, open: &OpenKind<'_>) -> Result<CommandOutput,
         ],
         &table_rows,
     );
-    out.files.push(report::write_csv(
-        &settings.out_dir,
-        settings.command.csv_stem(),
-        &rows,
-    )?);
+    push_csv(&mut out, settings, &rows)?;
     Ok(out)
 }
 
@@ -285,11 +281,7 @@ fn run_scaling(settings: &Settings, open: &OpenKind<'_>) -> Result<CommandOutput
         ],
         &table_rows,
     );
-    out.files.push(report::write_csv(
-        &settings.out_dir,
-        settings.command.csv_stem(),
-        &rows,
-    )?);
+    push_csv(&mut out, settings, &rows)?;
     Ok(out)
 }
 
@@ -418,11 +410,7 @@ fn run_reads(settings: &Settings, open: &OpenKind<'_>) -> Result<CommandOutput, 
         ],
         &table_rows,
     );
-    out.files.push(report::write_csv(
-        &settings.out_dir,
-        settings.command.csv_stem(),
-        &rows,
-    )?);
+    push_csv(&mut out, settings, &rows)?;
     Ok(out)
 }
 
@@ -587,12 +575,23 @@ fn run_scenarios(settings: &Settings, open: &OpenKind<'_>) -> Result<CommandOutp
     );
     out.text +=
         "(scenarios fix fsync, consistency, threads and entry size to the guide's values)\n";
-    out.files.push(report::write_csv(
-        &settings.out_dir,
-        settings.command.csv_stem(),
-        &rows,
-    )?);
+    push_csv(&mut out, settings, &rows)?;
     Ok(out)
+}
+
+/// Writes the command's CSV, unless every cell failed (an empty file would
+/// only look like a result).
+fn push_csv<T: serde::Serialize>(
+    out: &mut CommandOutput,
+    settings: &Settings,
+    rows: &[T],
+) -> Result<(), BenchError> {
+    if !rows.is_empty() {
+        let stem = settings.command.csv_stem();
+        out.files
+            .push(report::write_csv(&settings.out_dir, stem, rows)?);
+    }
+    Ok(())
 }
 
 /// The duration a `Duration` prints as in notes ("2s", "1.5s").

@@ -12,9 +12,9 @@ use crate::metrics::LatencyRecorder;
 
 /// Most fdatasyncs the probe issues, and the longest it spends on them.
 const FSYNC_PROBE_OPS: usize = 500;
-const FSYNC_PROBE_TIME: Duration = Duration::from_secs(2);
+const FSYNC_PROBE_TIME: Duration = Duration::from_secs(1);
 /// Size of the buffered sequential write.
-const SEQ_PROBE_BYTES: usize = 256 << 20;
+const SEQ_PROBE_BYTES: usize = 128 << 20;
 
 /// Results of [`probe_disk`].
 #[derive(Clone, Debug)]
