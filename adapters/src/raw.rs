@@ -1,0 +1,1108 @@
+//! The raw-file baseline: the least work a durable topic log can do, so the
+//! comparison shows what each store costs over plain `write` + `fdatasync`.
+//!
+//! One file per topic, written with one `pwrite` per append or batch, no
+//! segments, no space reclamation, no group commit beyond what concurrent
+//! `fdatasync` calls on one file give for free.
+//!
+//! # On-disk format (version 1)
+//!
+//! The directory holds `LOCK` (an advisory `flock` held while open), and per
+//! topic a data file `<id>.log` and, once something was consumed, a cursor
+//! file `<id>.cur`. Ids are decimal counters, so a topic name never becomes
+//! part of a path. All integers are little-endian; every crc is crc64 (the
+//! `crc64fast` XZ variant, as in the engine).
+//!
+//! ```text
+//! data file   = header frame*
+//! header      = magic "WRAWTOPC" (8) | version u32 | name_len u16 | name | crc64 u64
+//!               (crc over every header byte before it)
+//! frame       = count u32 | body_len u64 | crc64 u64 | body       (header: 20 bytes)
+//!               (crc over count, body_len and body; 1 <= count <= MAX_BATCH_ENTRIES)
+//! body        = count x ( len u32 | payload[len] )
+//!
+//! cursor file = slot[2], 64 bytes each; slot g % 2 holds generation g:
+//! slot        = generation u64 | frame_off u64 | index u32 | reserved u32 | seq u64
+//!               | crc64 u64 (over the 36 bytes before it) | zero padding
+//! ```
+//!
+//! Every append, single or batch, is one frame written by one `pwrite`, so a
+//! batch is atomic across a crash: recovery keeps the longest prefix of
+//! frames whose lengths fit in the file and whose crc matches, and truncates
+//! the rest (a frame torn by a crash, or one that a power loss left half on
+//! disk, was never acknowledged as durable). The cursor `(frame_off, index,
+//! seq)` names the next record to return. It is written into the slot the
+//! current one is not in and then `fdatasync`ed, so a torn cursor write leaves
+//! the previous generation intact; this needs one fsync per update where
+//! write-temp + fsync + rename would need two (the rename's directory too).
+//!
+//! Assumed of the disk: `fdatasync` is honest. Nothing is assumed about
+//! sector atomicity.
+
+use std::collections::HashMap;
+use std::fs::{self, File, OpenOptions};
+use std::io::ErrorKind;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+
+use parking_lot::{Mutex, RwLock};
+use walrus_wal::store::{validate_batch_len, validate_topic};
+use walrus_wal::{
+    Entry, Error, FsyncSchedule, LogStore, ReadConsistency, Result, StoreConfig, MAX_BATCH_ENTRIES,
+};
+
+use crate::flusher::Flusher;
+use crate::marker::sync_dir;
+
+const MAGIC: [u8; 8] = *b"WRAWTOPC";
+const VERSION: u32 = 1;
+/// magic + version + name_len; the name and the crc follow.
+const HEADER_FIXED_LEN: usize = 8 + 4 + 2;
+/// count u32 + body_len u64 + crc u64.
+const FRAME_HEADER_LEN: usize = 4 + 8 + 8;
+const RECORD_LEN_LEN: usize = 4;
+const SLOT_LEN: usize = 64;
+/// generation + frame_off + index + reserved + seq.
+const SLOT_BODY_LEN: usize = 8 + 8 + 4 + 4 + 8;
+/// Reads ahead this much so that sequential reads of small entries cost one
+/// `pread` per many entries, not two per entry.
+const READ_AHEAD_BYTES: usize = 256 * 1024;
+/// An encode buffer that grew past this for a huge batch is released after
+/// use, so that thousands of topics do not each pin their largest batch.
+const KEEP_ENCODE_BUF_BYTES: usize = 1024 * 1024;
+/// Largest payload: a record length is a u32.
+const MAX_PAYLOAD_BYTES: u64 = u32::MAX as u64;
+
+/// The raw-file baseline store. See the module docs for the format.
+pub struct RawStore {
+    inner: Arc<Inner>,
+    /// Present for `FsyncSchedule::Milliseconds`; dropped (final sync) first.
+    flusher: Option<Flusher>,
+}
+
+struct Inner {
+    dir: PathBuf,
+    config: StoreConfig,
+    topics: RwLock<HashMap<String, Arc<Topic>>>,
+    /// Next file id; taken under the `topics` write lock.
+    next_id: AtomicU64,
+    /// Set when a file was created whose directory entry is not yet synced.
+    dir_dirty: AtomicBool,
+    dir_sync: Mutex<()>,
+    /// Set by the first failed write-back; later appends are refused because
+    /// the kernel may have dropped the pages that failed.
+    failed: Mutex<Option<String>>,
+    has_failed: AtomicBool,
+    /// Held (flocked) while open. Declared last so it is released last.
+    _lock: File,
+}
+
+struct Topic {
+    name: String,
+    id: u64,
+    file: File,
+    path: PathBuf,
+    writer: Mutex<Writer>,
+    /// End of the last complete frame. Bytes below it never change, so
+    /// readers may cache them; readers never look past it.
+    visible_end: AtomicU64,
+    /// Written since the last `fdatasync`.
+    dirty: AtomicBool,
+    /// Serialises `dirty.swap` + `fdatasync`, so a `sync()` that finds the
+    /// flag clear knows the fsync that cleared it has finished.
+    sync_lock: Mutex<()>,
+    reader: Mutex<Reader>,
+}
+
+struct Writer {
+    end: u64,
+    next_seq: u64,
+    buf: Vec<u8>,
+}
+
+/// Position of the next record to return.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Cursor {
+    frame_off: u64,
+    index: u32,
+    seq: u64,
+}
+
+struct Reader {
+    cursor: Cursor,
+    /// Consumed since the cursor was last persisted (`AtLeastOnce`).
+    unpersisted: u64,
+    generation: u64,
+    /// Whether `<id>.cur` exists with a synced directory entry.
+    cursor_file_durable: bool,
+    frame: Option<Frame>,
+    ahead: ReadAhead,
+}
+
+/// The decoded frame the cursor is in.
+struct Frame {
+    off: u64,
+    end: u64,
+    body: Vec<u8>,
+    /// (start, len) of each payload within `body`.
+    spans: Vec<(usize, usize)>,
+}
+
+/// Bytes of the data file starting at `base`.
+#[derive(Default)]
+struct ReadAhead {
+    base: u64,
+    bytes: Vec<u8>,
+}
+
+impl RawStore {
+    /// Opens (creating if needed) a raw store in `dir`, recovering every
+    /// topic file: torn tails are truncated and reported.
+    pub fn open(dir: &Path, config: StoreConfig) -> Result<RawStore> {
+        fs::create_dir_all(dir).map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
+        let lock = lock_dir(dir)?;
+        let inner = Arc::new(Inner {
+            dir: dir.to_path_buf(),
+            config,
+            topics: RwLock::new(HashMap::new()),
+            next_id: AtomicU64::new(0),
+            dir_dirty: AtomicBool::new(false),
+            dir_sync: Mutex::new(()),
+            failed: Mutex::new(None),
+            has_failed: AtomicBool::new(false),
+            _lock: lock,
+        });
+        inner.recover()?;
+        let flusher = match config.fsync {
+            FsyncSchedule::Milliseconds(_) => {
+                let interval = config
+                    .fsync
+                    .interval()
+                    .expect("Milliseconds has an interval");
+                let weak = Arc::downgrade(&inner);
+                let flusher = Flusher::spawn("raw-flusher", interval, move || {
+                    if let Some(inner) = weak.upgrade() {
+                        if let Err(e) = inner.sync_all() {
+                            tracing::error!(error = %e, "raw store: background sync failed");
+                        }
+                    }
+                })
+                .map_err(|e| Error::io("starting the raw store's flusher thread", e))?;
+                Some(flusher)
+            }
+            FsyncSchedule::SyncEach | FsyncSchedule::NoFsync => None,
+        };
+        Ok(RawStore { inner, flusher })
+    }
+}
+
+impl Drop for RawStore {
+    fn drop(&mut self) {
+        // Final sync of the `Milliseconds` schedule.
+        drop(self.flusher.take());
+        // `AtLeastOnce` promises at most n redeliveries after a crash; after a
+        // clean close there should be none.
+        if let ReadConsistency::AtLeastOnce { .. } = self.inner.config.consistency {
+            let topics: Vec<Arc<Topic>> = self.inner.topics.read().values().cloned().collect();
+            for topic in topics {
+                let mut reader = topic.reader.lock();
+                if reader.unpersisted > 0 {
+                    let cursor = reader.cursor;
+                    if let Err(e) = self.inner.persist_cursor(&topic, &mut reader, cursor) {
+                        tracing::warn!(topic = %topic.name, error = %e, "raw store: cursor not persisted at close");
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn lock_dir(dir: &Path) -> Result<File> {
+    let path = dir.join("LOCK");
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(Error::Locked(dir.to_path_buf())),
+        Err(std::fs::TryLockError::Error(e)) => {
+            Err(Error::io(format!("locking {}", path.display()), e))
+        }
+    }
+}
+
+impl Inner {
+    fn data_path(&self, id: u64) -> PathBuf {
+        self.dir.join(format!("{id}.log"))
+    }
+
+    fn cursor_path(&self, id: u64) -> PathBuf {
+        self.dir.join(format!("{id}.cur"))
+    }
+
+    fn check_not_failed(&self) -> Result<()> {
+        if self.has_failed.load(Ordering::Acquire) {
+            let reason = self.failed.lock().clone().unwrap_or_default();
+            return Err(Error::Failed(reason));
+        }
+        Ok(())
+    }
+
+    fn fail(&self, reason: String) {
+        let mut failed = self.failed.lock();
+        if failed.is_none() {
+            tracing::error!(%reason, "raw store refuses further writes");
+            *failed = Some(reason);
+        }
+        self.has_failed.store(true, Ordering::Release);
+    }
+
+    // ---- recovery ----------------------------------------------------------
+
+    fn recover(&self) -> Result<()> {
+        let entries = fs::read_dir(&self.dir)
+            .map_err(|e| Error::io(format!("listing {}", self.dir.display()), e))?;
+        let mut ids = Vec::new();
+        for entry in entries {
+            let entry =
+                entry.map_err(|e| Error::io(format!("listing {}", self.dir.display()), e))?;
+            let name = entry.file_name();
+            let Some(id) = name
+                .to_str()
+                .and_then(|n| n.strip_suffix(".log"))
+                .and_then(|n| n.parse::<u64>().ok())
+            else {
+                continue;
+            };
+            ids.push(id);
+        }
+        ids.sort_unstable();
+        let mut topics = self.topics.write();
+        for id in ids {
+            self.next_id.fetch_max(id + 1, Ordering::Relaxed);
+            let Some(topic) = self.recover_topic(id)? else {
+                continue;
+            };
+            if let Some(other) = topics.get(&topic.name) {
+                return Err(Error::Corruption {
+                    file: topic.path.clone(),
+                    offset: 0,
+                    reason: format!(
+                        "topic {:?} is also stored in {}",
+                        topic.name,
+                        other.path.display()
+                    ),
+                });
+            }
+            topics.insert(topic.name.clone(), Arc::new(topic));
+        }
+        Ok(())
+    }
+
+    /// Recovers one topic file; `None` if its header never fully reached the
+    /// disk (then nothing in it was ever durable, and it is removed).
+    fn recover_topic(&self, id: u64) -> Result<Option<Topic>> {
+        let path = self.data_path(id);
+        let io = |what: &'static str| {
+            let path = path.clone();
+            move |e| Error::io(format!("{what} {}", path.display()), e)
+        };
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&path)
+            .map_err(io("opening"))?;
+        let file_len = file.metadata().map_err(io("inspecting"))?.len();
+        let mut ahead = ReadAhead::default();
+
+        let (name, header_len) = match read_header(&file, &mut ahead, file_len, &path)? {
+            Some(header) => header,
+            None => {
+                tracing::warn!(file = %path.display(), "raw store: removing a topic file whose header is incomplete");
+                fs::remove_file(&path).map_err(io("removing"))?;
+                let cursor_path = self.cursor_path(id);
+                match fs::remove_file(&cursor_path) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == ErrorKind::NotFound => {}
+                    Err(e) => {
+                        return Err(Error::io(format!("removing {}", cursor_path.display()), e))
+                    }
+                }
+                self.dir_dirty.store(true, Ordering::Release);
+                return Ok(None);
+            }
+        };
+
+        let (stored_cursor, generation, cursor_file_durable) = self.load_cursor(id)?;
+        // (seq, record count) of the frame the stored cursor points at.
+        let mut at_cursor_frame = None;
+        let mut off = header_len;
+        let mut seq = 0u64;
+        loop {
+            match decode_frame_at(&file, &mut ahead, off, file_len, &path) {
+                Ok(Some(frame)) => {
+                    if stored_cursor.is_some_and(|c| c.frame_off == off) {
+                        at_cursor_frame = Some((seq, frame.spans.len()));
+                    }
+                    seq += frame.spans.len() as u64;
+                    off = frame.end;
+                }
+                Ok(None) => break,
+                Err(reason) => {
+                    tracing::warn!(
+                        file = %path.display(),
+                        offset = off,
+                        dropped_bytes = file_len - off,
+                        %reason,
+                        "raw store: truncating a torn tail (never acknowledged as durable)"
+                    );
+                    file.set_len(off)
+                        .map_err(io("truncating the torn tail of"))?;
+                    file.sync_all().map_err(io("syncing"))?;
+                    break;
+                }
+            }
+        }
+        let end = off;
+        let at_end = Cursor {
+            frame_off: end,
+            index: 0,
+            seq,
+        };
+        let (cursor, clamped) = match stored_cursor {
+            None => (
+                Cursor {
+                    frame_off: header_len,
+                    index: 0,
+                    seq: 0,
+                },
+                false,
+            ),
+            Some(c) if c == at_end => (c, false),
+            // The cursor outlived data that a power loss took (data synced on
+            // the fsync schedule, cursor synced per read). Those entries are
+            // gone; point at the end.
+            Some(c) if c.frame_off >= end => (at_end, true),
+            Some(c) => {
+                let corrupt = |reason: String| Error::Corruption {
+                    file: self.cursor_path(id),
+                    offset: 0,
+                    reason,
+                };
+                let (first_seq, count) = at_cursor_frame.ok_or_else(|| {
+                    corrupt(format!(
+                        "cursor points at offset {} which is not a frame boundary",
+                        c.frame_off
+                    ))
+                })?;
+                if c.index as usize >= count || c.seq != first_seq + u64::from(c.index) {
+                    return Err(corrupt(format!(
+                        "cursor says seq {} at index {} of the frame at {}, which holds \
+                         seqs {first_seq}..{}",
+                        c.seq,
+                        c.index,
+                        c.frame_off,
+                        first_seq + count as u64
+                    )));
+                }
+                (c, false)
+            }
+        };
+
+        let topic = Topic {
+            name,
+            id,
+            file,
+            path,
+            writer: Mutex::new(Writer {
+                end,
+                next_seq: seq,
+                buf: Vec::new(),
+            }),
+            visible_end: AtomicU64::new(end),
+            dirty: AtomicBool::new(false),
+            sync_lock: Mutex::new(()),
+            reader: Mutex::new(Reader {
+                cursor,
+                unpersisted: 0,
+                generation,
+                cursor_file_durable,
+                frame: None,
+                ahead: ReadAhead::default(),
+            }),
+        };
+        if clamped {
+            // Persist the clamp now: once new appends pass the old position
+            // it would no longer be recognisable as stale.
+            tracing::warn!(topic = %topic.name, "raw store: cursor was past the recovered data; clamped to its end");
+            let mut reader = topic.reader.lock();
+            self.persist_cursor(&topic, &mut reader, cursor)?;
+        }
+        Ok(Some(topic))
+    }
+
+    /// Reads `<id>.cur`: the newest valid slot, its generation, and whether
+    /// the file exists.
+    fn load_cursor(&self, id: u64) -> Result<(Option<Cursor>, u64, bool)> {
+        let path = self.cursor_path(id);
+        let bytes = match fs::read(&path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok((None, 0, false)),
+            Err(e) => return Err(Error::io(format!("reading {}", path.display()), e)),
+        };
+        let best = bytes
+            .chunks(SLOT_LEN)
+            .take(2)
+            .filter_map(decode_slot)
+            .max_by_key(|(generation, _)| *generation);
+        match best {
+            Some((generation, cursor)) => Ok((Some(cursor), generation, true)),
+            // Both slots torn or unwritten: no consuming read was ever durably
+            // recorded, so start from the beginning (at-least-once, never skip).
+            None => Ok((None, 0, true)),
+        }
+    }
+
+    // ---- writing -----------------------------------------------------------
+
+    fn topic(&self, name: &str) -> Option<Arc<Topic>> {
+        self.topics.read().get(name).cloned()
+    }
+
+    fn topic_or_create(&self, name: &str) -> Result<Arc<Topic>> {
+        if let Some(topic) = self.topic(name) {
+            return Ok(topic);
+        }
+        let mut topics = self.topics.write();
+        if let Some(topic) = topics.get(name) {
+            return Ok(topic.clone());
+        }
+        let topic = Arc::new(self.create_topic(name)?);
+        topics.insert(name.to_owned(), topic.clone());
+        Ok(topic)
+    }
+
+    fn create_topic(&self, name: &str) -> Result<Topic> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let path = self.data_path(id);
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .map_err(|e| Error::io(format!("creating {}", path.display()), e))?;
+        let header = encode_header(name);
+        if let Err(e) = file.write_all_at(&header, 0) {
+            let _ = fs::remove_file(&path);
+            return Err(Error::io(
+                format!("writing the header of {}", path.display()),
+                e,
+            ));
+        }
+        // The entry becomes durable with the next sync (the file's data sync
+        // covers the header; the directory needs its own).
+        self.dir_dirty.store(true, Ordering::Release);
+        let end = header.len() as u64;
+        Ok(Topic {
+            name: name.to_owned(),
+            id,
+            file,
+            path,
+            writer: Mutex::new(Writer {
+                end,
+                next_seq: 0,
+                buf: Vec::new(),
+            }),
+            visible_end: AtomicU64::new(end),
+            dirty: AtomicBool::new(true),
+            sync_lock: Mutex::new(()),
+            reader: Mutex::new(Reader {
+                cursor: Cursor {
+                    frame_off: end,
+                    index: 0,
+                    seq: 0,
+                },
+                unpersisted: 0,
+                generation: 0,
+                cursor_file_durable: false,
+                frame: None,
+                ahead: ReadAhead::default(),
+            }),
+        })
+    }
+
+    fn append_frame(&self, topic_name: &str, payloads: &[&[u8]]) -> Result<()> {
+        validate_topic(topic_name)?;
+        validate_batch_len(payloads.len())?;
+        for payload in payloads {
+            if payload.len() as u64 > MAX_PAYLOAD_BYTES {
+                return Err(Error::EntryTooLarge {
+                    size: payload.len() as u64,
+                    max: MAX_PAYLOAD_BYTES,
+                });
+            }
+        }
+        self.check_not_failed()?;
+        let topic = self.topic_or_create(topic_name)?;
+        {
+            let mut writer = topic.writer.lock();
+            let writer = &mut *writer;
+            encode_frame(&mut writer.buf, payloads);
+            let start = writer.end;
+            if let Err(e) = topic.file.write_all_at(&writer.buf, start) {
+                // Cut off whatever part of the frame did land, so that the
+                // next frame is not written behind garbage (recovery stops at
+                // the first bad frame and would drop it).
+                if let Err(e2) = topic.file.set_len(start) {
+                    tracing::warn!(error = %e2, "raw store: could not truncate a failed write");
+                }
+                return Err(Error::io(
+                    format!("appending to {}", topic.path.display()),
+                    e,
+                ));
+            }
+            writer.end = start + writer.buf.len() as u64;
+            writer.next_seq += payloads.len() as u64;
+            if writer.buf.capacity() > KEEP_ENCODE_BUF_BYTES {
+                writer.buf = Vec::new();
+            }
+            topic.dirty.store(true, Ordering::Release);
+            topic.visible_end.store(writer.end, Ordering::Release);
+        }
+        if self.config.fsync == FsyncSchedule::SyncEach {
+            self.sync_topic(&topic)?;
+            self.sync_dir_if_dirty()?;
+        }
+        Ok(())
+    }
+
+    // ---- syncing -----------------------------------------------------------
+
+    fn sync_topic(&self, topic: &Topic) -> Result<()> {
+        let _serial = topic.sync_lock.lock();
+        if topic.dirty.swap(false, Ordering::AcqRel) {
+            if let Err(e) = topic.file.sync_data() {
+                topic.dirty.store(true, Ordering::Release);
+                let err = Error::io(format!("syncing {}", topic.path.display()), e);
+                self.fail(err.to_string());
+                return Err(err);
+            }
+        }
+        Ok(())
+    }
+
+    fn sync_dir_if_dirty(&self) -> Result<()> {
+        let _serial = self.dir_sync.lock();
+        if self.dir_dirty.swap(false, Ordering::AcqRel) {
+            if let Err(e) = sync_dir(&self.dir) {
+                self.dir_dirty.store(true, Ordering::Release);
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+
+    fn sync_all(&self) -> Result<()> {
+        let topics: Vec<Arc<Topic>> = self.topics.read().values().cloned().collect();
+        let mut first_err = None;
+        for topic in topics {
+            if let Err(e) = self.sync_topic(&topic) {
+                first_err.get_or_insert(e);
+            }
+        }
+        self.sync_dir_if_dirty()?;
+        match first_err {
+            Some(e) => Err(e),
+            None => self.check_not_failed(),
+        }
+    }
+
+    // ---- reading -----------------------------------------------------------
+
+    /// Reads up to `budget` from the cursor (`None`: exactly one entry),
+    /// consuming what it returns if `consume`.
+    fn read(&self, topic_name: &str, budget: Option<usize>, consume: bool) -> Result<Vec<Entry>> {
+        validate_topic(topic_name)?;
+        let Some(topic) = self.topic(topic_name) else {
+            return Ok(Vec::new());
+        };
+        let mut reader = topic.reader.lock();
+        let reader = &mut *reader;
+        let limit = topic.visible_end.load(Ordering::Acquire);
+        let mut cursor = reader.cursor;
+        let mut out = Vec::new();
+        let mut total_bytes = 0usize;
+        while cursor.frame_off < limit {
+            if reader
+                .frame
+                .as_ref()
+                .is_none_or(|f| f.off != cursor.frame_off)
+            {
+                let corrupt = |reason: String| Error::Corruption {
+                    file: topic.path.clone(),
+                    offset: cursor.frame_off,
+                    reason,
+                };
+                let frame = decode_frame_at(
+                    &topic.file,
+                    &mut reader.ahead,
+                    cursor.frame_off,
+                    limit,
+                    &topic.path,
+                )
+                .map_err(corrupt)?
+                .ok_or_else(|| corrupt("no frame below the visible end".into()))?;
+                reader.frame = Some(frame);
+            }
+            let frame = reader.frame.as_ref().expect("loaded above");
+            let (start, len) = frame.spans[cursor.index as usize];
+            let fits = match budget {
+                None => out.is_empty(),
+                Some(max) => out.is_empty() || total_bytes.saturating_add(len) <= max,
+            };
+            if !fits {
+                break;
+            }
+            total_bytes = total_bytes.saturating_add(len);
+            out.push(Entry {
+                seq: cursor.seq,
+                data: frame.body[start..start + len].to_vec(),
+            });
+            cursor.seq += 1;
+            cursor.index += 1;
+            if cursor.index as usize == frame.spans.len() {
+                cursor.frame_off = frame.end;
+                cursor.index = 0;
+            }
+        }
+        if consume && !out.is_empty() {
+            let persist = match self.config.consistency {
+                ReadConsistency::StrictlyAtOnce => true,
+                ReadConsistency::AtLeastOnce { persist_every } => {
+                    reader.unpersisted + out.len() as u64 >= u64::from(persist_every)
+                }
+            };
+            if persist {
+                // Persist before handing the entries out: if this fails they
+                // were not returned, and the cursor stays where it was.
+                self.persist_cursor(&topic, reader, cursor)?;
+                reader.unpersisted = 0;
+            } else {
+                reader.unpersisted += out.len() as u64;
+            }
+            reader.cursor = cursor;
+        }
+        Ok(out)
+    }
+
+    /// Writes `cursor` into the slot the current generation is not in and
+    /// syncs it.
+    fn persist_cursor(&self, topic: &Topic, reader: &mut Reader, cursor: Cursor) -> Result<()> {
+        let path = self.cursor_path(topic.id);
+        let io = |what: &'static str| {
+            let path = path.clone();
+            move |e| Error::io(format!("{what} {}", path.display()), e)
+        };
+        let generation = reader.generation + 1;
+        let file = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(io("opening"))?;
+        let slot = encode_slot(generation, cursor);
+        file.write_all_at(&slot, (generation % 2) * SLOT_LEN as u64)
+            .map_err(io("writing"))?;
+        file.sync_data().map_err(io("syncing"))?;
+        if !reader.cursor_file_durable {
+            sync_dir(&self.dir)?;
+            reader.cursor_file_durable = true;
+        }
+        reader.generation = generation;
+        Ok(())
+    }
+}
+
+impl LogStore for RawStore {
+    fn name(&self) -> &str {
+        "raw"
+    }
+
+    fn append(&self, topic: &str, payload: &[u8]) -> Result<()> {
+        self.inner.append_frame(topic, &[payload])
+    }
+
+    fn batch_append(&self, topic: &str, payloads: &[&[u8]]) -> Result<()> {
+        self.inner.append_frame(topic, payloads)
+    }
+
+    fn read_next(&self, topic: &str, checkpoint: bool) -> Result<Option<Entry>> {
+        Ok(self.inner.read(topic, None, checkpoint)?.pop())
+    }
+
+    fn batch_read(&self, topic: &str, max_bytes: usize, checkpoint: bool) -> Result<Vec<Entry>> {
+        self.inner.read(topic, Some(max_bytes), checkpoint)
+    }
+
+    fn sync(&self) -> Result<()> {
+        self.inner.sync_all()
+    }
+}
+
+// ---- encoding --------------------------------------------------------------
+
+fn crc64(parts: &[&[u8]]) -> u64 {
+    let mut digest = crc64fast::Digest::new();
+    for part in parts {
+        digest.write(part);
+    }
+    digest.sum64()
+}
+
+fn encode_header(name: &str) -> Vec<u8> {
+    let mut header = Vec::with_capacity(HEADER_FIXED_LEN + name.len() + 8);
+    header.extend_from_slice(&MAGIC);
+    header.extend_from_slice(&VERSION.to_le_bytes());
+    let name_len = u16::try_from(name.len()).expect("validate_topic bounds names to 255 bytes");
+    header.extend_from_slice(&name_len.to_le_bytes());
+    header.extend_from_slice(name.as_bytes());
+    let crc = crc64(&[&header]);
+    header.extend_from_slice(&crc.to_le_bytes());
+    header
+}
+
+/// Reads a data file's header: `Ok(None)` if it is incomplete or its crc
+/// fails (a crash during topic creation), an error if the file is not ours.
+fn read_header(
+    file: &File,
+    ahead: &mut ReadAhead,
+    file_len: u64,
+    path: &Path,
+) -> Result<Option<(String, u64)>> {
+    let io = |e| Error::io(format!("reading {}", path.display()), e);
+    let Some(fixed) = ahead.get(file, 0, HEADER_FIXED_LEN, file_len).map_err(io)? else {
+        return Ok(None);
+    };
+    if fixed[..8] != MAGIC {
+        if fixed[..8].iter().all(|b| *b == 0) {
+            return Ok(None);
+        }
+        return Err(Error::BadMagic {
+            file: path.to_path_buf(),
+            expected: "raw store topic",
+        });
+    }
+    let version = u32::from_le_bytes(fixed[8..12].try_into().expect("4 bytes"));
+    let name_len = usize::from(u16::from_le_bytes(
+        fixed[12..14].try_into().expect("2 bytes"),
+    ));
+    let total = HEADER_FIXED_LEN + name_len + 8;
+    let Some(header) = ahead.get(file, 0, total, file_len).map_err(io)? else {
+        return Ok(None);
+    };
+    let (body, crc) = header.split_at(total - 8);
+    if crc64(&[body]) != u64::from_le_bytes(crc.try_into().expect("8 bytes")) {
+        return Ok(None);
+    }
+    if version != VERSION {
+        return Err(Error::UnsupportedVersion {
+            file: path.to_path_buf(),
+            found: version,
+            supported: VERSION,
+        });
+    }
+    let name = std::str::from_utf8(&body[HEADER_FIXED_LEN..])
+        .ok()
+        .filter(|name| validate_topic(name).is_ok())
+        .ok_or_else(|| Error::Corruption {
+            file: path.to_path_buf(),
+            offset: HEADER_FIXED_LEN as u64,
+            reason: "topic name in the header is not a valid topic".into(),
+        })?
+        .to_owned();
+    Ok(Some((name, total as u64)))
+}
+
+fn encode_frame(buf: &mut Vec<u8>, payloads: &[&[u8]]) {
+    buf.clear();
+    buf.resize(FRAME_HEADER_LEN, 0);
+    for payload in payloads {
+        let len = u32::try_from(payload.len()).expect("payload length checked by append_frame");
+        buf.extend_from_slice(&len.to_le_bytes());
+        buf.extend_from_slice(payload);
+    }
+    let count = u32::try_from(payloads.len()).expect("batch length checked by append_frame");
+    let body_len = (buf.len() - FRAME_HEADER_LEN) as u64;
+    buf[0..4].copy_from_slice(&count.to_le_bytes());
+    buf[4..12].copy_from_slice(&body_len.to_le_bytes());
+    let crc = crc64(&[&buf[0..12], &buf[FRAME_HEADER_LEN..]]);
+    buf[12..20].copy_from_slice(&crc.to_le_bytes());
+}
+
+/// Decodes the frame at `off`, reading no byte at or past `limit`.
+/// `Ok(None)`: no frame starts there (`off == limit`). `Err(reason)`: the
+/// bytes there are not a whole, valid frame (a torn tail during recovery,
+/// corruption anywhere else).
+fn decode_frame_at(
+    file: &File,
+    ahead: &mut ReadAhead,
+    off: u64,
+    limit: u64,
+    path: &Path,
+) -> std::result::Result<Option<Frame>, String> {
+    if off >= limit {
+        return Ok(None);
+    }
+    let io = |e: std::io::Error| format!("reading {}: {e}", path.display());
+    let header: [u8; FRAME_HEADER_LEN] =
+        match ahead.get(file, off, FRAME_HEADER_LEN, limit).map_err(io)? {
+            Some(bytes) => bytes.try_into().expect("FRAME_HEADER_LEN bytes"),
+            None => {
+                return Err(format!(
+                    "frame header cut short ({} bytes left)",
+                    limit - off
+                ))
+            }
+        };
+    let count = u32::from_le_bytes(header[0..4].try_into().expect("4 bytes"));
+    let body_len = u64::from_le_bytes(header[4..12].try_into().expect("8 bytes"));
+    let crc = u64::from_le_bytes(header[12..20].try_into().expect("8 bytes"));
+    if count == 0 || count as usize > MAX_BATCH_ENTRIES {
+        return Err(format!("frame claims {count} records"));
+    }
+    let body_start = off + FRAME_HEADER_LEN as u64;
+    // Bounds-check the length before trusting it with an allocation.
+    if body_len > limit - body_start {
+        return Err(format!(
+            "frame body of {body_len} bytes runs past the end ({} bytes left)",
+            limit - body_start
+        ));
+    }
+    let body_len_usize =
+        usize::try_from(body_len).map_err(|_| "frame too large for memory".to_string())?;
+    let body = ahead
+        .get(file, body_start, body_len_usize, limit)
+        .map_err(io)?
+        .expect("bounds checked above")
+        .to_vec();
+    let actual = crc64(&[&header[0..12], &body]);
+    if actual != crc {
+        return Err(format!(
+            "frame crc mismatch: stored {crc:#018x}, computed {actual:#018x}"
+        ));
+    }
+    let mut spans = Vec::with_capacity(count as usize);
+    let mut pos = 0usize;
+    for _ in 0..count {
+        let Some(len_bytes) = body.get(pos..pos + RECORD_LEN_LEN) else {
+            return Err("record length runs past the frame body".into());
+        };
+        let len = u32::from_le_bytes(len_bytes.try_into().expect("4 bytes")) as usize;
+        let start = pos + RECORD_LEN_LEN;
+        if len > body.len() - start {
+            return Err("record payload runs past the frame body".into());
+        }
+        spans.push((start, len));
+        pos = start + len;
+    }
+    if pos != body.len() {
+        return Err(format!("frame body has {} stray bytes", body.len() - pos));
+    }
+    Ok(Some(Frame {
+        off,
+        end: body_start + body_len,
+        body,
+        spans,
+    }))
+}
+
+fn encode_slot(generation: u64, cursor: Cursor) -> [u8; SLOT_LEN] {
+    let mut slot = [0u8; SLOT_LEN];
+    slot[0..8].copy_from_slice(&generation.to_le_bytes());
+    slot[8..16].copy_from_slice(&cursor.frame_off.to_le_bytes());
+    slot[16..20].copy_from_slice(&cursor.index.to_le_bytes());
+    slot[24..32].copy_from_slice(&cursor.seq.to_le_bytes());
+    let crc = crc64(&[&slot[..SLOT_BODY_LEN]]);
+    slot[SLOT_BODY_LEN..SLOT_BODY_LEN + 8].copy_from_slice(&crc.to_le_bytes());
+    slot
+}
+
+fn decode_slot(slot: &[u8]) -> Option<(u64, Cursor)> {
+    if slot.len() < SLOT_BODY_LEN + 8 {
+        return None;
+    }
+    let stored = u64::from_le_bytes(slot[SLOT_BODY_LEN..SLOT_BODY_LEN + 8].try_into().ok()?);
+    if crc64(&[&slot[..SLOT_BODY_LEN]]) != stored {
+        return None;
+    }
+    let generation = u64::from_le_bytes(slot[0..8].try_into().ok()?);
+    if generation == 0 {
+        return None;
+    }
+    Some((
+        generation,
+        Cursor {
+            frame_off: u64::from_le_bytes(slot[8..16].try_into().ok()?),
+            index: u32::from_le_bytes(slot[16..20].try_into().ok()?),
+            seq: u64::from_le_bytes(slot[24..32].try_into().ok()?),
+        },
+    ))
+}
+
+impl ReadAhead {
+    /// `len` bytes at `off`, or `None` if they would reach past `limit`.
+    /// Refills from `off` with at least [`READ_AHEAD_BYTES`] (capped at
+    /// `limit`) when the range is not buffered.
+    fn get(
+        &mut self,
+        file: &File,
+        off: u64,
+        len: usize,
+        limit: u64,
+    ) -> std::io::Result<Option<&[u8]>> {
+        let end = off.checked_add(len as u64).filter(|end| *end <= limit);
+        let Some(end) = end else {
+            return Ok(None);
+        };
+        let buffered_end = self.base + self.bytes.len() as u64;
+        if off < self.base || end > buffered_end {
+            let want = (limit - off).min(len.max(READ_AHEAD_BYTES) as u64) as usize;
+            self.bytes.clear();
+            self.bytes.resize(want, 0);
+            file.read_exact_at(&mut self.bytes, off)?;
+            self.base = off;
+            if self.bytes.capacity() > READ_AHEAD_BYTES.max(want) * 2 {
+                self.bytes.shrink_to_fit();
+            }
+        }
+        let start = (off - self.base) as usize;
+        Ok(Some(&self.bytes[start..start + len]))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(fsync: FsyncSchedule) -> StoreConfig {
+        StoreConfig {
+            consistency: ReadConsistency::StrictlyAtOnce,
+            fsync,
+        }
+    }
+
+    #[test]
+    fn a_torn_tail_is_truncated_and_earlier_entries_kept() {
+        let tmp = tempfile::tempdir().unwrap();
+        {
+            let store = RawStore::open(tmp.path(), config(FsyncSchedule::NoFsync)).unwrap();
+            store.append("t", b"one").unwrap();
+            store.batch_append("t", &[b"two", b"three"]).unwrap();
+        }
+        let path = tmp.path().join("0.log");
+        let len = fs::metadata(&path).unwrap().len();
+        // A half-written third frame.
+        let mut frame = Vec::new();
+        encode_frame(&mut frame, &[b"four", b"five"]);
+        let file = OpenOptions::new().write(true).open(&path).unwrap();
+        file.write_all_at(&frame[..frame.len() - 3], len).unwrap();
+        drop(file);
+
+        let store = RawStore::open(tmp.path(), config(FsyncSchedule::NoFsync)).unwrap();
+        assert_eq!(fs::metadata(&path).unwrap().len(), len);
+        let got: Vec<_> = store.batch_read("t", usize::MAX, true).unwrap();
+        let data: Vec<&[u8]> = got.iter().map(|e| e.data.as_slice()).collect();
+        assert_eq!(data, [&b"one"[..], b"two", b"three"]);
+        store.append("t", b"after").unwrap();
+        assert_eq!(store.read_next("t", true).unwrap().unwrap().seq, 3);
+    }
+
+    #[test]
+    fn a_flipped_bit_in_the_last_frame_drops_only_that_frame() {
+        let tmp = tempfile::tempdir().unwrap();
+        {
+            let store = RawStore::open(tmp.path(), config(FsyncSchedule::NoFsync)).unwrap();
+            store.append("t", b"keep").unwrap();
+            store.append("t", b"lose").unwrap();
+        }
+        let path = tmp.path().join("0.log");
+        let mut bytes = fs::read(&path).unwrap();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 0x40;
+        fs::write(&path, &bytes).unwrap();
+        let store = RawStore::open(tmp.path(), config(FsyncSchedule::NoFsync)).unwrap();
+        assert_eq!(store.read_next("t", true).unwrap().unwrap().data, b"keep");
+        assert_eq!(store.read_next("t", true).unwrap(), None);
+    }
+
+    #[test]
+    fn a_torn_cursor_slot_falls_back_to_the_previous_generation() {
+        let tmp = tempfile::tempdir().unwrap();
+        {
+            let store = RawStore::open(tmp.path(), config(FsyncSchedule::NoFsync)).unwrap();
+            for i in 0..4u8 {
+                store.append("t", &[i]).unwrap();
+            }
+            store.read_next("t", true).unwrap(); // generation 1, slot 1
+            store.read_next("t", true).unwrap(); // generation 2, slot 0
+        }
+        let path = tmp.path().join("0.cur");
+        let mut bytes = fs::read(&path).unwrap();
+        bytes[3] ^= 0xff; // tear slot 0 (generation 2)
+        fs::write(&path, &bytes).unwrap();
+        let store = RawStore::open(tmp.path(), config(FsyncSchedule::NoFsync)).unwrap();
+        // Back to generation 1: entry 1 is delivered again, nothing skipped.
+        assert_eq!(store.read_next("t", true).unwrap().unwrap().seq, 1);
+    }
+
+    #[test]
+    fn a_cursor_past_lost_data_is_clamped() {
+        let tmp = tempfile::tempdir().unwrap();
+        {
+            let store = RawStore::open(tmp.path(), config(FsyncSchedule::NoFsync)).unwrap();
+            store.append("t", b"a").unwrap();
+            store.append("t", b"b").unwrap();
+            store.read_next("t", true).unwrap();
+            store.read_next("t", true).unwrap();
+        }
+        // A power loss that kept the (synced) cursor but not the second entry.
+        let path = tmp.path().join("0.log");
+        let len = fs::metadata(&path).unwrap().len();
+        let file = OpenOptions::new().write(true).open(&path).unwrap();
+        file.set_len(len - 5).unwrap();
+        drop(file);
+        {
+            let store = RawStore::open(tmp.path(), config(FsyncSchedule::NoFsync)).unwrap();
+            assert_eq!(store.read_next("t", false).unwrap(), None);
+            store.append("t", b"c").unwrap();
+        }
+        let store = RawStore::open(tmp.path(), config(FsyncSchedule::NoFsync)).unwrap();
+        let entry = store.read_next("t", true).unwrap().unwrap();
+        assert_eq!((entry.seq, entry.data.as_slice()), (1, &b"c"[..]));
+    }
+
+    #[test]
+    fn a_foreign_file_is_rejected() {
+        let tmp = tempfile::tempdir().unwrap();
+        fs::write(tmp.path().join("0.log"), b"SQLite format 3\0").unwrap();
+        assert!(matches!(
+            RawStore::open(tmp.path(), config(FsyncSchedule::NoFsync)),
+            Err(Error::BadMagic { .. })
+        ));
+    }
+
+    #[test]
+    fn a_second_open_of_the_same_directory_is_locked_out() {
+        let tmp = tempfile::tempdir().unwrap();
+        let _first = RawStore::open(tmp.path(), config(FsyncSchedule::NoFsync)).unwrap();
+        assert!(matches!(
+            RawStore::open(tmp.path(), config(FsyncSchedule::NoFsync)),
+            Err(Error::Locked(_))
+        ));
+    }
+}

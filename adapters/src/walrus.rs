@@ -1,0 +1,20 @@
+//! The Walrus engine as a store: the engine implements `LogStore` itself, so
+//! this only maps the shared settings onto its builder.
+
+use std::path::Path;
+
+use walrus_wal::{Backend, Result, StoreConfig, Walrus};
+
+/// Opens the engine on `backend` in `dir`. The engine logs which backend it
+/// uses; `WALRUS_QUIET=1` silences that here as it does for the engine's own
+/// `from_env`, so a benchmark's output stays clean.
+pub(crate) fn open(dir: &Path, backend: Backend, config: StoreConfig) -> Result<Walrus> {
+    let quiet = std::env::var("WALRUS_QUIET").is_ok_and(|v| v == "1");
+    Walrus::builder()
+        .quiet(quiet)
+        .data_dir(dir)
+        .backend(backend)
+        .consistency(config.consistency)
+        .fsync(config.fsync)
+        .open()
+}
