@@ -1,0 +1,13 @@
+//! The `LogStore` conformance suite against the sled store.
+#![cfg(feature = "sled")]
+
+use std::path::Path;
+
+use walrus_adapters::{open_store, StoreKind};
+use walrus_wal::{LogStore, Result, StoreConfig};
+
+fn open(dir: &Path, config: StoreConfig) -> Result<Box<dyn LogStore>> {
+    open_store(StoreKind::Sled, dir, config)
+}
+
+walrus_proptests::conformance_tests!(open);
