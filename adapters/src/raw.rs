@@ -17,8 +17,10 @@
 //! data file   = header frame*
 //! header      = magic "WRAWTOPC" (8) | version u32 | name_len u16 | name | crc64 u64
 //!               (crc over every header byte before it)
-//! frame       = count u32 | body_len u64 | crc64 u64 | body       (header: 20 bytes)
-//!               (crc over count, body_len and body; 1 <= count <= MAX_BATCH_ENTRIES)
+//! frame       = count u32 | first_seq u64 | body_len u64 | crc64 u64 | body
+//!               (header: 28 bytes; crc over count, first_seq, body_len and body;
+//!               1 <= count <= MAX_BATCH_ENTRIES; first_seq never below the
+//!               previous frame's first_seq + count)
 //! body        = count x ( len u32 | payload[len] )
 //!
 //! cursor file = slot[2], 64 bytes each; slot g % 2 holds generation g:
@@ -35,6 +37,11 @@
 //! current one is not in and then `fdatasync`ed, so a torn cursor write leaves
 //! the previous generation intact; this needs one fsync per update where
 //! write-temp + fsync + rename would need two (the rename's directory too).
+//!
+//! A record's seq is its frame's `first_seq` plus its index. Seqs are
+//! normally dense; they jump only when a power loss took entries that a
+//! (synced) cursor had already passed: the topic then resumes at the cursor's
+//! seq, so a seq once handed out is never handed out again for other data.
 //!
 //! Assumed of the disk: `fdatasync` is honest. Nothing is assumed about
 //! sector atomicity.
@@ -60,8 +67,10 @@ const MAGIC: [u8; 8] = *b"WRAWTOPC";
 const VERSION: u32 = 1;
 /// magic + version + name_len; the name and the crc follow.
 const HEADER_FIXED_LEN: usize = 8 + 4 + 2;
-/// count u32 + body_len u64 + crc u64.
-const FRAME_HEADER_LEN: usize = 4 + 8 + 8;
+/// count u32 + first_seq u64 + body_len u64 + crc u64.
+const FRAME_HEADER_LEN: usize = 4 + 8 + 8 + 8;
+/// The header bytes the frame crc covers (all but the crc).
+const FRAME_CRC_COVERS: usize = 4 + 8 + 8;
 const RECORD_LEN_LEN: usize = 4;
 const SLOT_LEN: usize = 64;
 /// generation + frame_off + index + reserved + seq.
@@ -144,6 +153,7 @@ struct Reader {
 /// The decoded frame the cursor is in.
 struct Frame {
     off: u64,
+    first_seq: u64,
     end: u64,
     body: Vec<u8>,
     /// (start, len) of each payload within `body`.
@@ -339,17 +349,27 @@ impl Inner {
         };
 
         let (stored_cursor, generation, cursor_file_durable) = self.load_cursor(id)?;
-        // (seq, record count) of the frame the stored cursor points at.
+        // (first seq, record count) of the frame the stored cursor points at.
         let mut at_cursor_frame = None;
         let mut off = header_len;
         let mut seq = 0u64;
         loop {
-            match decode_frame_at(&file, &mut ahead, off, file_len, &path) {
+            let decoded =
+                decode_frame_at(&file, &mut ahead, off, file_len, &path).and_then(|frame| {
+                    match frame {
+                        Some(frame) if frame.first_seq < seq => Err(format!(
+                            "frame starts at seq {}, below the previous frame's end {seq}",
+                            frame.first_seq
+                        )),
+                        other => Ok(other),
+                    }
+                });
+            match decoded {
                 Ok(Some(frame)) => {
                     if stored_cursor.is_some_and(|c| c.frame_off == off) {
-                        at_cursor_frame = Some((seq, frame.spans.len()));
+                        at_cursor_frame = Some((frame.first_seq, frame.spans.len()));
                     }
-                    seq += frame.spans.len() as u64;
+                    seq = frame.first_seq + frame.spans.len() as u64;
                     off = frame.end;
                 }
                 Ok(None) => break,
@@ -369,11 +389,6 @@ impl Inner {
             }
         }
         let end = off;
-        let at_end = Cursor {
-            frame_off: end,
-            index: 0,
-            seq,
-        };
         let (cursor, clamped) = match stored_cursor {
             None => (
                 Cursor {
@@ -383,11 +398,20 @@ impl Inner {
                 },
                 false,
             ),
-            Some(c) if c == at_end => (c, false),
+            // At the end, possibly past a gap left by an earlier clamp.
+            Some(c) if c.frame_off == end && c.index == 0 && c.seq >= seq => (c, false),
             // The cursor outlived data that a power loss took (data synced on
             // the fsync schedule, cursor synced per read). Those entries are
-            // gone; point at the end.
-            Some(c) if c.frame_off >= end => (at_end, true),
+            // gone; point at the end, keeping the cursor's seq so that no seq
+            // it passed is ever reused.
+            Some(c) if c.frame_off >= end => (
+                Cursor {
+                    frame_off: end,
+                    index: 0,
+                    seq: c.seq.max(seq),
+                },
+                true,
+            ),
             Some(c) => {
                 let corrupt = |reason: String| Error::Corruption {
                     file: self.cursor_path(id),
@@ -421,7 +445,12 @@ impl Inner {
             path,
             writer: Mutex::new(Writer {
                 end,
-                next_seq: seq,
+                // Past the cursor if the cursor passed lost entries.
+                next_seq: if cursor.frame_off == end {
+                    seq.max(cursor.seq)
+                } else {
+                    seq
+                },
                 buf: Vec::new(),
             }),
             visible_end: AtomicU64::new(end),
@@ -552,7 +581,7 @@ impl Inner {
         {
             let mut writer = topic.writer.lock();
             let writer = &mut *writer;
-            encode_frame(&mut writer.buf, payloads);
+            encode_frame(&mut writer.buf, writer.next_seq, payloads);
             let start = writer.end;
             if let Err(e) = topic.file.write_all_at(&writer.buf, start) {
                 // Cut off whatever part of the frame did land, so that the
@@ -669,11 +698,12 @@ impl Inner {
                 break;
             }
             total_bytes = total_bytes.saturating_add(len);
+            let seq = frame.first_seq + u64::from(cursor.index);
             out.push(Entry {
-                seq: cursor.seq,
+                seq,
                 data: frame.body[start..start + len].to_vec(),
             });
-            cursor.seq += 1;
+            cursor.seq = seq + 1;
             cursor.index += 1;
             if cursor.index as usize == frame.spans.len() {
                 cursor.frame_off = frame.end;
@@ -828,7 +858,7 @@ fn read_header(
     Ok(Some((name, total as u64)))
 }
 
-fn encode_frame(buf: &mut Vec<u8>, payloads: &[&[u8]]) {
+fn encode_frame(buf: &mut Vec<u8>, first_seq: u64, payloads: &[&[u8]]) {
     buf.clear();
     buf.resize(FRAME_HEADER_LEN, 0);
     for payload in payloads {
@@ -839,9 +869,10 @@ fn encode_frame(buf: &mut Vec<u8>, payloads: &[&[u8]]) {
     let count = u32::try_from(payloads.len()).expect("batch length checked by append_frame");
     let body_len = (buf.len() - FRAME_HEADER_LEN) as u64;
     buf[0..4].copy_from_slice(&count.to_le_bytes());
-    buf[4..12].copy_from_slice(&body_len.to_le_bytes());
-    let crc = crc64(&[&buf[0..12], &buf[FRAME_HEADER_LEN..]]);
-    buf[12..20].copy_from_slice(&crc.to_le_bytes());
+    buf[4..12].copy_from_slice(&first_seq.to_le_bytes());
+    buf[12..20].copy_from_slice(&body_len.to_le_bytes());
+    let crc = crc64(&[&buf[..FRAME_CRC_COVERS], &buf[FRAME_HEADER_LEN..]]);
+    buf[FRAME_CRC_COVERS..FRAME_HEADER_LEN].copy_from_slice(&crc.to_le_bytes());
 }
 
 /// Decodes the frame at `off`, reading no byte at or past `limit`.
@@ -870,8 +901,9 @@ fn decode_frame_at(
             }
         };
     let count = u32::from_le_bytes(header[0..4].try_into().expect("4 bytes"));
-    let body_len = u64::from_le_bytes(header[4..12].try_into().expect("8 bytes"));
-    let crc = u64::from_le_bytes(header[12..20].try_into().expect("8 bytes"));
+    let first_seq = u64::from_le_bytes(header[4..12].try_into().expect("8 bytes"));
+    let body_len = u64::from_le_bytes(header[12..20].try_into().expect("8 bytes"));
+    let crc = u64::from_le_bytes(header[20..28].try_into().expect("8 bytes"));
     if count == 0 || count as usize > MAX_BATCH_ENTRIES {
         return Err(format!("frame claims {count} records"));
     }
@@ -890,7 +922,7 @@ fn decode_frame_at(
         .map_err(io)?
         .expect("bounds checked above")
         .to_vec();
-    let actual = crc64(&[&header[0..12], &body]);
+    let actual = crc64(&[&header[..FRAME_CRC_COVERS], &body]);
     if actual != crc {
         return Err(format!(
             "frame crc mismatch: stored {crc:#018x}, computed {actual:#018x}"
@@ -915,6 +947,7 @@ fn decode_frame_at(
     }
     Ok(Some(Frame {
         off,
+        first_seq,
         end: body_start + body_len,
         body,
         spans,
@@ -1008,7 +1041,7 @@ mod tests {
         let len = fs::metadata(&path).unwrap().len();
         // A half-written third frame.
         let mut frame = Vec::new();
-        encode_frame(&mut frame, &[b"four", b"five"]);
+        encode_frame(&mut frame, 3, &[b"four", b"five"]);
         let file = OpenOptions::new().write(true).open(&path).unwrap();
         file.write_all_at(&frame[..frame.len() - 3], len).unwrap();
         drop(file);
@@ -1061,7 +1094,7 @@ mod tests {
     }
 
     #[test]
-    fn a_cursor_past_lost_data_is_clamped() {
+    fn a_cursor_past_lost_data_is_clamped_and_its_seqs_are_not_reused() {
         let tmp = tempfile::tempdir().unwrap();
         {
             let store = RawStore::open(tmp.path(), config(FsyncSchedule::NoFsync)).unwrap();
@@ -1083,7 +1116,8 @@ mod tests {
         }
         let store = RawStore::open(tmp.path(), config(FsyncSchedule::NoFsync)).unwrap();
         let entry = store.read_next("t", true).unwrap().unwrap();
-        assert_eq!((entry.seq, entry.data.as_slice()), (1, &b"c"[..]));
+        // Seq 1 was handed out before the loss; the new entry does not reuse it.
+        assert_eq!((entry.seq, entry.data.as_slice()), (2, &b"c"[..]));
     }
 
     #[test]

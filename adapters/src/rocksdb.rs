@@ -249,12 +249,14 @@ impl Inner {
                 break;
             };
             let cursor = decode_u64(&value, "a cursor")?;
-            let topic = topics
-                .entry(name.to_owned())
-                .or_insert_with(|| Arc::new(Topic::new(name, 0)));
+            let next_seq = topics.get(name).map_or(0, |t| *t.next_seq.lock());
             // The WAL replays a prefix, and a synced cursor write syncs the
-            // data before it, so this cannot pass the data; clamp regardless.
-            topic.reader.lock().cursor = cursor.min(*topic.next_seq.lock());
+            // data before it, so the cursor cannot pass the data. If it did,
+            // the topic resumes at the cursor: seqs it passed are never
+            // reused for other data.
+            let topic = Arc::new(Topic::new(name, next_seq.max(cursor)));
+            topic.reader.lock().cursor = cursor;
+            topics.insert(name.to_owned(), topic);
         }
         Ok(())
     }

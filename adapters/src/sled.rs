@@ -145,9 +145,11 @@ impl SledStore {
                 Some(value) => decode_seq(&value, "a cursor")?,
                 None => 0,
             };
-            // sled recovers a prefix of its log, so a cursor flushed after
-            // data should never pass it; clamp anyway rather than trust it.
-            let cursor = cursor.min(next_seq);
+            // sled recovers a prefix of its log and a cursor flush flushes
+            // the data before it, so the cursor should never pass the data.
+            // If it did, the topic resumes at the cursor: seqs it passed are
+            // never reused for other data.
+            let next_seq = next_seq.max(cursor);
             topics.insert(
                 name.to_owned(),
                 Arc::new(Topic::new(name, tree, next_seq, cursor)),
