@@ -88,3 +88,19 @@ show-compare: plot-deps ## graph the newest compare CSV (medians per workload)
 	$(VENV_PY) scripts/plot_benchmarks.py compare
 
 bench-and-show-reads: bench-reads show-reads ## the guide's quick start: read benchmark, then its graphs
+
+# ---- crash and fuzz suites (long runs; `make test` runs bounded versions) ----
+.PHONY: crash-soak fuzz
+
+CRASH_CASES ?= 100000
+KILL_POINTS ?= 300
+crash-soak: deps ## long crash suites: CRASH_CASES model cases, KILL_POINTS kills per store x mode
+	PROPTEST_CASES=$(CRASH_CASES) $(CARGO) test --release -p walrus-wal --features test-support --test crash_model
+	KILL_POINTS=$(KILL_POINTS) $(CARGO) test --release -p walrus-proptests --features rocksdb,sled --test process_kill -- --nocapture
+
+FUZZ_SECONDS ?= 300
+FUZZ_WORK := $(or $(CARGO_TARGET_DIR),target)/fuzz-corpus
+fuzz: ## coverage-guided fuzzing of recovery (segment and cursor bytes) for FUZZ_SECONDS
+	@command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --locked
+	mkdir -p $(FUZZ_WORK)
+	cd walrus/fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run --fuzz-dir . recovery $(abspath $(FUZZ_WORK)) corpus/recovery -- -max_total_time=$(FUZZ_SECONDS)

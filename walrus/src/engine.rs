@@ -354,6 +354,13 @@ impl Walrus {
         &self.inner.report
     }
 
+    /// Names of every topic this instance knows, sorted.
+    pub fn topics(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.inner.topics.read().keys().cloned().collect();
+        names.sort();
+        names
+    }
+
     /// Where a topic's cursor and tail are; `None` for an unknown topic.
     pub fn topic_info(&self, topic: &str) -> Option<TopicInfo> {
         let topic = self.inner.topics.read().get(topic).cloned()?;
