@@ -122,9 +122,9 @@ pub fn guarantee(kind: StoreKind, fsync: FsyncSchedule) -> String {
     let sled = kind.to_string() == "sled";
     match fsync {
         FsyncSchedule::SyncEach => "durable on return".into(),
-        FsyncSchedule::Milliseconds(ms) => format!("durable within {ms} ms"),
-        FsyncSchedule::NoFsync if sled => "none (buffered in process)".into(),
-        FsyncSchedule::NoFsync => "process crash only".into(),
+        FsyncSchedule::Milliseconds(ms) => format!("durable within {ms} ms + 1 fsync"),
+        FsyncSchedule::NoFsync if sled => "none: lost even on a process crash".into(),
+        FsyncSchedule::NoFsync => "process crash only, not power loss".into(),
     }
 }
 
