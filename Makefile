@@ -104,3 +104,9 @@ fuzz: ## coverage-guided fuzzing of recovery (segment and cursor bytes) for FUZZ
 	@command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --locked
 	mkdir -p $(FUZZ_WORK)
 	cd walrus/fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run --fuzz-dir . recovery $(abspath $(FUZZ_WORK)) corpus/recovery -- -max_total_time=$(FUZZ_SECONDS)
+
+SOAK_SECONDS ?= 600
+.PHONY: soak
+soak: ## produce and consume on many topics for SOAK_SECONDS; reports GiB written, peak RSS and disk, lost/duplicated entries
+	$(CARGO) build --release -p walrus-wal --example soak
+	SOAK_SECONDS=$(SOAK_SECONDS) $(or $(CARGO_TARGET_DIR),target)/release/examples/soak
