@@ -496,6 +496,7 @@ fn release_consumed(topic: &Topic, consumed: u64) -> Vec<Arc<Segment>> {
             break;
         }
         let block = blocks.pop_front().expect("front exists");
+        block.evict();
         if block.segment.release_block() {
             deletable.push(block.segment.clone());
         }
@@ -634,6 +635,8 @@ impl Inner {
         topic.blocks.write().push_back(block.clone());
         if let Some(old) = w.block.replace(block.clone()) {
             old.seal();
+            // The writer is done with it; readers fault back what they need.
+            old.evict();
         }
         Ok(block)
     }

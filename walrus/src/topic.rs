@@ -64,6 +64,13 @@ impl Block {
         self.sealed.store(true, Ordering::Release);
     }
 
+    /// Lets the backend drop this extent's pages from the process (the
+    /// extent starts on the page that holds its header).
+    pub fn evict(&self) {
+        let start = self.data_start - self.data_start % crate::segment::EXTENT_UNIT;
+        self.segment.file.evict(start, self.end - start);
+    }
+
     pub fn is_sealed(&self) -> bool {
         self.sealed.load(Ordering::Acquire)
     }

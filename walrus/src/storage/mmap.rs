@@ -2,7 +2,7 @@
 //! msync makes them durable. Small files (cursors) use plain descriptors.
 
 use super::{FdStorage, FileKind, OpenMode, Storage, StorageFile};
-use memmap2::MmapRaw;
+use memmap2::{MmapRaw, UncheckedAdvice};
 use std::fs::File;
 use std::io;
 use std::os::unix::io::AsRawFd;
@@ -120,5 +120,24 @@ impl StorageFile for MmapFile {
 
     fn sync(&self) -> io::Result<()> {
         self.map.flush()
+    }
+
+    fn evict(&self, offset: u64, len: u64) {
+        let Ok(at) = self.check(offset, len as usize) else {
+            return;
+        };
+        // SAFETY: the mapping is MAP_SHARED and file-backed, so MADV_DONTNEED
+        // only drops this process's page-table entries: dirty pages pass to
+        // the page cache and are written back as usual, and later accesses
+        // fault the same file contents back in. No reference into the range
+        // is held (all access goes through raw copies), and the range is
+        // inside the mapping.
+        let result = unsafe {
+            self.map
+                .unchecked_advise_range(UncheckedAdvice::DontNeed, at, len as usize)
+        };
+        if let Err(e) = result {
+            tracing::debug!("madvise(DONTNEED) failed: {e}");
+        }
     }
 }

@@ -62,6 +62,11 @@ pub trait StorageFile: Send + Sync {
     fn reserve(&self, offset: u64, len: u64) -> io::Result<()>;
     /// Makes every completed write durable (fdatasync / msync).
     fn sync(&self) -> io::Result<()>;
+    /// Hints that `[offset, offset + len)` will not be touched soon, so its
+    /// pages need not count against this process (mmap: MADV_DONTNEED).
+    /// The data stays in the file and in the page cache.
+    fn evict(&self, _offset: u64, _len: u64) {}
+
     /// Reads several ranges; backends with io_uring submit them together.
     fn read_ranges(&self, ranges: &mut [(u64, &mut [u8])]) -> io::Result<()> {
         for (offset, buf) in ranges.iter_mut() {
