@@ -85,15 +85,31 @@ pub fn process_cpu_time() -> Duration {
 
 /// Bytes allocated on disk under `dir` (block count, so sparse files count
 /// what they really use). Space amplification is this over payload bytes.
+/// Files that vanish during the walk (a store's background thread deleting
+/// an old log) are skipped, not an error.
 pub fn disk_usage_bytes(dir: &Path) -> io::Result<u64> {
+    let gone = |e: &io::Error| e.kind() == io::ErrorKind::NotFound;
     let mut total = 0u64;
     let mut stack = vec![dir.to_path_buf()];
     while let Some(path) = stack.pop() {
-        let meta = fs::symlink_metadata(&path)?;
+        let meta = match fs::symlink_metadata(&path) {
+            Ok(m) => m,
+            Err(e) if gone(&e) && path != dir => continue,
+            Err(e) => return Err(e),
+        };
         total += meta.blocks() * 512;
         if meta.is_dir() {
-            for entry in fs::read_dir(&path)? {
-                stack.push(entry?.path());
+            let entries = match fs::read_dir(&path) {
+                Ok(entries) => entries,
+                Err(e) if gone(&e) && path != dir => continue,
+                Err(e) => return Err(e),
+            };
+            for entry in entries {
+                match entry {
+                    Ok(entry) => stack.push(entry.path()),
+                    Err(e) if gone(&e) => continue,
+                    Err(e) => return Err(e),
+                }
             }
         }
     }

@@ -54,6 +54,7 @@ pub fn run_cell(
     workload: &Workload,
     env: &RunEnv,
 ) -> Result<CellOutcome, BenchError> {
+    quiesce_disk();
     let dir = FreshDir::create(&env.data_dir, label, env.keep_data)?;
     let store = open(dir.path(), config).map_err(|source| BenchError::Store {
         store: label.to_string(),
@@ -85,6 +86,17 @@ pub fn run_cell(
         verified_entries,
         disk_bytes,
     })
+}
+
+/// Flushes every dirty page of the system before a cell starts (untimed).
+/// Without it the writeback of earlier cells' data lands on whichever store
+/// runs next: on ext4 an appending fdatasync waits for a journal commit,
+/// which waits for that writeback, so sync-each numbers would depend on
+/// what ran before rather than on the store.
+fn quiesce_disk() {
+    // SAFETY: sync(2) takes no arguments, touches no memory of ours and
+    // cannot fail.
+    unsafe { libc::sync() };
 }
 
 /// A data directory no earlier run has touched, removed on drop unless kept.
