@@ -298,6 +298,19 @@ impl FrameHeader {
         &self,
         frame: &[u8],
     ) -> std::result::Result<Vec<std::ops::Range<usize>>, FrameError> {
+        self.verify(frame)?;
+        let mut at = FRAME_HEADER_LEN + 4 * self.count;
+        let ranges = (0..self.count).map(|i| {
+            let len = u32_at(frame, FRAME_HEADER_LEN + 4 * i) as usize;
+            at += len;
+            at - len..at
+        });
+        Ok(ranges.collect())
+    }
+
+    /// Checks a whole frame (`frame.len() == self.len`): its checksum, and
+    /// that the payload lengths fill it exactly. Allocates nothing.
+    pub fn verify(&self, frame: &[u8]) -> std::result::Result<(), FrameError> {
         debug_assert_eq!(frame.len() as u64, self.len);
         let got = crc64(&[&frame[8..]]);
         if got != self.crc {
@@ -306,22 +319,14 @@ impl FrameHeader {
                 self.crc
             )));
         }
-        let mut ranges = Vec::with_capacity(self.count);
-        let mut at = FRAME_HEADER_LEN + 4 * self.count;
-        for i in 0..self.count {
-            let len = u32_at(frame, FRAME_HEADER_LEN + 4 * i) as usize;
-            let end = at.checked_add(len).filter(|&e| e <= frame.len());
-            let end =
-                end.ok_or_else(|| FrameError::Invalid("payload lengths overrun frame".into()))?;
-            ranges.push(at..end);
-            at = end;
-        }
-        if at != frame.len() {
+        let lengths = (0..self.count).map(|i| u32_at(frame, FRAME_HEADER_LEN + 4 * i) as u64);
+        let payload: u64 = lengths.sum();
+        if FRAME_HEADER_LEN as u64 + 4 * self.count as u64 + payload != self.len {
             return Err(FrameError::Invalid(
-                "payload lengths do not fill frame".into(),
+                "payload lengths do not fill the frame".into(),
             ));
         }
-        Ok(ranges)
+        Ok(())
     }
 }
 

@@ -279,30 +279,26 @@ fn scan_frames(block: &Block, topic: &str, report: &mut RecoveryReport) -> Resul
     let segment = &block.segment;
     let mut off = block.data_start;
     let mut seq = block.first_seq;
-    let mut header = [0u8; FRAME_HEADER_LEN];
-    let mut frame = Vec::new();
-    let io = |e, off| Error::io(format!("reading {} at {off}", segment.path.display()), e);
+    // Frames are checked from a window of the extent read in large pieces,
+    // not with two reads per frame.
+    let mut window = Window {
+        start: off,
+        bytes: Vec::new(),
+    };
     while off + FRAME_HEADER_LEN as u64 <= block.end {
-        segment
-            .file
-            .read_exact_at(&mut header, off)
-            .map_err(|e| io(e, off))?;
-        let problem = match FrameHeader::decode(&header, block.end - off) {
+        let header = window.get(segment, off, FRAME_HEADER_LEN as u64, block.end)?;
+        let problem = match FrameHeader::decode(header, block.end - off) {
             Err(crate::format::FrameError::Empty) => break,
             Err(e) => e.to_string(),
             Ok(h) => {
-                frame.resize(h.len as usize, 0);
-                segment
-                    .file
-                    .read_exact_at(&mut frame, off)
-                    .map_err(|e| io(e, off))?;
-                match h.payload_ranges(&frame) {
+                let frame = window.get(segment, off, h.len, block.end)?;
+                match h.verify(frame) {
                     Err(e) => e.to_string(),
-                    Ok(_) if h.first_seq != seq => {
+                    Ok(()) if h.first_seq != seq => {
                         format!("frame holds entry {} where {seq} was expected", h.first_seq)
                     }
-                    Ok(ranges) => {
-                        seq += ranges.len() as u64;
+                    Ok(()) => {
+                        seq += h.count as u64;
                         off += align_up(h.len, ALIGN);
                         continue;
                     }
@@ -318,6 +314,33 @@ fn scan_frames(block: &Block, topic: &str, report: &mut RecoveryReport) -> Resul
         break;
     }
     Ok((off, seq))
+}
+
+/// Bytes of a segment read ahead for the frame scan.
+struct Window {
+    start: u64,
+    bytes: Vec<u8>,
+}
+
+const SCAN_WINDOW_BYTES: u64 = 4 << 20;
+
+impl Window {
+    /// `len` bytes at `at` (which the caller bounded by `end`), reading a new
+    /// window from `at` when they are not all in the current one.
+    fn get(&mut self, segment: &Segment, at: u64, len: u64, end: u64) -> Result<&[u8]> {
+        let covered = at >= self.start && at + len <= self.start + self.bytes.len() as u64;
+        if !covered {
+            let want = len.max(SCAN_WINDOW_BYTES).min(end - at);
+            self.bytes.resize(want as usize, 0);
+            self.start = at;
+            segment
+                .file
+                .read_exact_at(&mut self.bytes, at)
+                .map_err(|e| Error::io(format!("reading {} at {at}", segment.path.display()), e))?;
+        }
+        let from = (at - self.start) as usize;
+        Ok(&self.bytes[from..from + len as usize])
+    }
 }
 
 fn mark_dead(c: &Candidate) -> Result<()> {

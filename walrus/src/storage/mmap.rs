@@ -119,7 +119,9 @@ impl StorageFile for MmapFile {
         // fault per 4 KiB on the append path. Only a hint: kernels before
         // 5.14 refuse it and appends then fault pages in as they go.
         #[cfg(target_os = "linux")]
-        let _ = self.map.advise_range(Advice::PopulateWrite, offset as usize, len as usize);
+        let _ = self
+            .map
+            .advise_range(Advice::PopulateWrite, offset as usize, len as usize);
         Ok(())
     }
 
