@@ -262,7 +262,8 @@ impl Walrus {
             tracing::info!("walrus: {} at {}", storage.describe(), dir.display());
         }
         let (cursors, mut positions) = CursorStore::open(storage.clone(), &dir)?;
-        let recovered = recovery::recover(&*storage, &dir, &positions)?;
+        let checkpoint = crate::checkpoint::take(&*storage, &dir)?;
+        let recovered = recovery::recover(&*storage, &dir, &positions, checkpoint.as_ref())?;
         for d in &recovered.report.dropped {
             tracing::warn!(
                 "walrus recovery dropped {} at {}: {}",
@@ -428,6 +429,9 @@ impl Drop for Walrus {
         }
         if let Err(e) = self.inner.persist_pending_cursors() {
             tracing::warn!("walrus: persisting cursors at close failed: {e}");
+        }
+        if let Err(e) = self.inner.write_checkpoint() {
+            tracing::warn!("walrus: no recovery checkpoint at close ({e}); the next open scans");
         }
     }
 }
@@ -737,6 +741,21 @@ impl Inner {
             self.cursors.sync()?;
         }
         Ok(())
+    }
+
+    /// Syncs every segment, then records where each live extent's frames end
+    /// so that the next open can skip re-reading them.
+    fn write_checkpoint(&self) -> Result<()> {
+        self.check_writable()?;
+        self.sync_segments()?;
+        let mut extents = crate::checkpoint::Extents::new();
+        for topic in self.topics.read().values() {
+            for block in topic.blocks.read().iter() {
+                let (end_off, end_seq) = block.committed();
+                extents.insert((block.segment.id, block.extent_start()), (end_off, end_seq));
+            }
+        }
+        crate::checkpoint::write(&*self.storage, &self.dir, &extents)
     }
 
     fn sync_segments(&self) -> Result<()> {

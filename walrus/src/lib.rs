@@ -24,6 +24,7 @@
 //! The [`store`] module holds the `LogStore` contract shared with the other
 //! stores of the workspace; it depends on nothing else in this crate.
 
+mod checkpoint;
 mod cursor;
 mod engine;
 mod format;

@@ -23,6 +23,9 @@ const DEAD_BLOCK_MAGIC: [u8; 4] = *b"WDED";
 #[derive(Clone, Debug, Default)]
 pub struct RecoveryReport {
     pub segments: usize,
+    /// Extents whose frames were not re-read because the clean-close
+    /// checkpoint vouched for them.
+    pub checkpointed_extents: usize,
     pub topics: usize,
     /// Entries recovered (consumed ones included, until their space is reclaimed).
     pub entries: u64,
@@ -63,6 +66,7 @@ pub fn recover(
     storage: &dyn Storage,
     dir: &Path,
     cursors: &HashMap<String, u64>,
+    checkpoint: Option<&crate::checkpoint::Extents>,
 ) -> Result<Recovered> {
     let names = storage
         .list(dir)
@@ -96,7 +100,7 @@ pub fn recover(
     for (name, mut blocks) in candidates {
         blocks.sort_by_key(|c| c.header.block_seq);
         let cursor = cursors.get(&name).copied().unwrap_or(0);
-        let state = build_chain(&name, blocks, cursor, &mut report)?;
+        let state = build_chain(&name, blocks, cursor, checkpoint, &mut report)?;
         report.entries += state
             .blocks
             .iter()
@@ -215,6 +219,7 @@ fn build_chain(
     topic: &str,
     candidates: Vec<Candidate>,
     cursor: u64,
+    checkpoint: Option<&crate::checkpoint::Extents>,
     report: &mut RecoveryReport,
 ) -> Result<TopicState> {
     let next_block_seq = candidates
@@ -260,7 +265,18 @@ fn build_chain(
             c.header.block_seq,
             c.header.first_entry_seq,
         );
-        let (end_off, end_seq) = scan_frames(&block, topic, report)?;
+        let vouched = checkpoint
+            .and_then(|x| x.get(&(c.segment.id, c.start)))
+            .copied();
+        let (end_off, end_seq) = match vouched {
+            Some((off, seq))
+                if (block.data_start..=block.end).contains(&off) && seq >= block.first_seq =>
+            {
+                report.checkpointed_extents += 1;
+                (off, seq)
+            }
+            _ => scan_frames(&block, topic, report)?,
+        };
         block.commit(end_off, end_seq);
         block.seal();
         c.segment.add_block();

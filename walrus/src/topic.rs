@@ -67,8 +67,14 @@ impl Block {
     /// Lets the backend drop this extent's pages from the process (the
     /// extent starts on the page that holds its header).
     pub fn evict(&self) {
-        let start = self.data_start - self.data_start % crate::segment::EXTENT_UNIT;
+        let start = self.extent_start();
         self.segment.file.evict(start, self.end - start);
+    }
+
+    /// File offset of the extent (its header is on the same page as the
+    /// first frame).
+    pub fn extent_start(&self) -> u64 {
+        self.data_start - self.data_start % crate::segment::EXTENT_UNIT
     }
 
     pub fn is_sealed(&self) -> bool {

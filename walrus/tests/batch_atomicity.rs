@@ -63,6 +63,7 @@ fn a_torn_batch_is_wholly_absent_after_recovery() {
             let batch: Vec<Vec<u8>> = (100..150).map(|i| payload("t", i)).collect();
             let refs: Vec<&[u8]> = batch.iter().map(|p| p.as_slice()).collect();
             wal.batch_append_for_topic("t", &refs).unwrap();
+            wal.simulate_crash();
         }
         // Tear the batch: zero the second half of its frame, as if the crash
         // hit while its pages were being written back.

@@ -20,6 +20,7 @@ fn a_torn_last_record_is_dropped_and_reported() {
                 for i in 0..10 {
                     wal.append_for_topic("t", &payload("t", i)).unwrap();
                 }
+                wal.simulate_crash();
             }
             // "t" was written last: its last frame ends at the segment's last
             // non-zero byte. Zero its final `cut` bytes.
@@ -53,6 +54,7 @@ fn appends_after_a_torn_tail_survive_the_next_recovery() {
             for i in 0..5 {
                 wal.append_for_topic("t", &payload("t", i)).unwrap();
             }
+            wal.simulate_crash();
         }
         let seg = segments(&wal_dir).pop().unwrap();
         let bytes = std::fs::read(&seg).unwrap();

@@ -1,0 +1,117 @@
+//! The recovery checkpoint: written at a clean close, it records where every
+//! live extent's valid frames end, so the next open need not read them all.
+//!
+//! It is only ever trusted for the open right after the close that wrote it:
+//! open reads it and deletes it (durably) before anything new is written, so
+//! a checkpoint can never describe files that changed after it was taken.
+//! Any damage to it costs only speed: open falls back to the full scan.
+//!
+//! ```text
+//! recovery.ckpt
+//!   0  [u8; 8] magic "WALRUSRC"
+//!   8  u32     format version (1)
+//!  12  u32     number of extents
+//!  16  ..      per extent: u64 segment id, u64 extent start,
+//!              u64 end of valid frames (file offset), u64 next entry
+//!  end u64     crc64 of every byte before it
+//! ```
+
+use crate::format::{crc64, FORMAT_VERSION};
+use crate::storage::{FileKind, OpenMode, Storage};
+use crate::store::{Error, Result};
+use std::collections::HashMap;
+use std::path::Path;
+
+const MAGIC: [u8; 8] = *b"WALRUSRC";
+pub const NAME: &str = "recovery.ckpt";
+const TMP_NAME: &str = "recovery.ckpt.tmp";
+
+/// (segment id, extent start) -> (end of valid frames, next entry).
+pub type Extents = HashMap<(u64, u64), (u64, u64)>;
+
+/// Reads and deletes the checkpoint. `Ok(None)` when there is none or it is
+/// damaged (a warning is logged); `Err` only when it cannot be deleted.
+pub fn take(storage: &dyn Storage, dir: &Path) -> Result<Option<Extents>> {
+    let path = dir.join(NAME);
+    let names = storage
+        .list(dir)
+        .map_err(|e| Error::io(format!("listing {}", dir.display()), e))?;
+    let _ = storage.remove(&dir.join(TMP_NAME));
+    if !names.iter().any(|n| n == NAME) {
+        return Ok(None);
+    }
+    let extents = read(storage, &path);
+    if extents.is_none() {
+        tracing::warn!(
+            "walrus: ignoring damaged {}; scanning every extent",
+            path.display()
+        );
+    }
+    storage
+        .remove(&path)
+        .and_then(|()| storage.sync_dir(dir))
+        .map_err(|e| Error::io(format!("removing {}", path.display()), e))?;
+    Ok(extents)
+}
+
+fn read(storage: &dyn Storage, path: &Path) -> Option<Extents> {
+    let file = storage
+        .open(path, OpenMode::Existing, FileKind::Small)
+        .ok()?;
+    let len = file.len().ok()?;
+    if !(24..=1 << 30).contains(&len) {
+        return None;
+    }
+    let mut b = vec![0u8; len as usize];
+    file.read_exact_at(&mut b, 0).ok()?;
+    let (body, crc) = b.split_at(b.len() - 8);
+    let version = u32::from_le_bytes(body[8..12].try_into().ok()?);
+    if body[0..8] != MAGIC || version != FORMAT_VERSION || crc64(&[body]).to_le_bytes() != crc {
+        return None;
+    }
+    let count = u32::from_le_bytes(body[12..16].try_into().ok()?) as usize;
+    if body.len() != 16 + count * 32 {
+        return None;
+    }
+    let u64_at = |at: usize| u64::from_le_bytes(body[at..at + 8].try_into().expect("8 bytes"));
+    Some(
+        (0..count)
+            .map(|i| 16 + i * 32)
+            .map(|at| {
+                (
+                    (u64_at(at), u64_at(at + 8)),
+                    (u64_at(at + 16), u64_at(at + 24)),
+                )
+            })
+            .collect(),
+    )
+}
+
+/// Writes the checkpoint crash-safely (temp file, fsync, rename, fsync dir).
+/// The caller has made every extent it lists durable first.
+pub fn write(storage: &dyn Storage, dir: &Path, extents: &Extents) -> Result<()> {
+    let mut b = Vec::with_capacity(24 + extents.len() * 32);
+    b.extend_from_slice(&MAGIC);
+    b.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+    b.extend_from_slice(&(extents.len() as u32).to_le_bytes());
+    for (&(segment, start), &(end_off, end_seq)) in extents {
+        for v in [segment, start, end_off, end_seq] {
+            b.extend_from_slice(&v.to_le_bytes());
+        }
+    }
+    let crc = crc64(&[&b]);
+    b.extend_from_slice(&crc.to_le_bytes());
+    let (tmp, path) = (dir.join(TMP_NAME), dir.join(NAME));
+    let io = |e| Error::io(format!("writing {}", path.display()), e);
+    let _ = storage.remove(&tmp);
+    let file = storage
+        .open(&tmp, OpenMode::CreateNew, FileKind::Small)
+        .map_err(io)?;
+    file.write_all_at(&b, 0)
+        .and_then(|()| file.sync())
+        .map_err(io)?;
+    storage
+        .rename(&tmp, &path)
+        .and_then(|()| storage.sync_dir(dir))
+        .map_err(io)
+}
