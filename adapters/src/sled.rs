@@ -14,6 +14,13 @@
 //!   **loses data even on a process crash**, unlike every other store's
 //!   `NoFsync`; `docs/guarantees.md` says so.
 //!
+//! sled 0.34's `flush()` is not an fsync: it ends in `sync_file_range`, which
+//! neither commits file metadata nor flushes the disk's write cache, and large
+//! values live in blob files that sled never fsyncs. So `sync()`, `SyncEach`
+//! and cursor persists here survive a process crash but are not a power-loss
+//! guarantee. The adapter keeps the brief's mapping rather than adding fsyncs
+//! sled does not do; `docs/guarantees.md` lists this as a known difference.
+//!
 //! Cursor updates go to the `cursors` tree and are made durable with
 //! `Db::flush()`: before every consuming read returns under `StrictlyAtOnce`,
 //! and every `persist_every` entries under `AtLeastOnce`.
