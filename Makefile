@@ -95,8 +95,8 @@ bench-and-show-reads: bench-reads show-reads ## the guide's quick start: read be
 CRASH_CASES ?= 100000
 KILL_POINTS ?= 300
 crash-soak: deps ## long crash suites: CRASH_CASES model cases, KILL_POINTS kills per store x mode
-	PROPTEST_CASES=$(CRASH_CASES) $(CARGO) test --release -p walrus-wal --features test-support --test crash_model
-	KILL_POINTS=$(KILL_POINTS) $(CARGO) test --release -p walrus-proptests --features rocksdb,sled --test process_kill -- --nocapture
+	PROPTEST_CASES=$(CRASH_CASES) $(CARGO) test --release -p walrus-wal --test crash_model
+	KILL_POINTS=$(KILL_POINTS) $(CARGO) test -p walrus-proptests --features rocksdb,sled --test process_kill -- --nocapture
 
 FUZZ_SECONDS ?= 300
 FUZZ_WORK := $(or $(CARGO_TARGET_DIR),target)/fuzz-corpus
