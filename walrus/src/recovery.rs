@@ -193,7 +193,15 @@ fn scan_extents(segment: &Arc<Segment>, report: &mut RecoveryReport) -> Result<V
                 off += extent_len;
                 resync = false;
             }
-            None if bytes.iter().all(|&b| b == 0) && !resync => break,
+            None if bytes.iter().all(|&b| b == 0) && !resync => {
+                // The allocated region ends here. A power loss may still have
+                // kept a later header whose earlier neighbour it lost; such a
+                // stale extent must never resurface (say, if bit rot later
+                // makes this unit non-zero and sends a scan probing), so it
+                // is marked dead now.
+                kill_stale_headers(segment, off + EXTENT_UNIT, report)?;
+                break;
+            }
             None => {
                 if !resync && !bytes.iter().all(|&b| b == 0) {
                     report.dropped.push(Dropped {
@@ -360,10 +368,47 @@ impl Window {
 }
 
 fn mark_dead(c: &Candidate) -> Result<()> {
-    let path = &c.segment.path;
-    c.segment
+    mark_dead_at(&c.segment, c.start)
+}
+
+fn mark_dead_at(segment: &Segment, start: u64) -> Result<()> {
+    segment
         .file
-        .write_all_at(&DEAD_BLOCK_MAGIC, c.start)
-        .and_then(|()| c.segment.file.sync())
-        .map_err(|e| Error::io(format!("marking a dead extent in {}", path.display()), e))
+        .write_all_at(&DEAD_BLOCK_MAGIC, start)
+        .and_then(|()| segment.file.sync())
+        .map_err(|e| {
+            Error::io(
+                format!("marking a dead extent in {}", segment.path.display()),
+                e,
+            )
+        })
+}
+
+/// Marks dead every valid block header from `from` to the end of the
+/// segment, reading the tail in large windows (it is normally all zeros).
+fn kill_stale_headers(segment: &Segment, from: u64, report: &mut RecoveryReport) -> Result<()> {
+    let probe_len = (BLOCK_HEADER_FIXED_LEN + MAX_TOPIC_LEN) as u64;
+    let mut window = Window {
+        start: from,
+        bytes: Vec::new(),
+    };
+    let mut off = from;
+    while off + EXTENT_UNIT <= segment.size_bytes {
+        let len = probe_len.min(segment.size_bytes - off);
+        let bytes = window.get(segment, off, len, segment.size_bytes)?;
+        if bytes[0..4] == BLOCK_MAGIC
+            && BlockHeader::decode(bytes, segment.size_bytes - off, EXTENT_UNIT).is_some()
+        {
+            report.dropped.push(Dropped {
+                file: segment.path.clone(),
+                offset: off,
+                topic: None,
+                reason: "extent past the end of the allocated region (its predecessor was lost)"
+                    .into(),
+            });
+            mark_dead_at(segment, off)?;
+        }
+        off += EXTENT_UNIT;
+    }
+    Ok(())
 }

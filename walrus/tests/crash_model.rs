@@ -63,9 +63,7 @@ fn op() -> impl Strategy<Value = Op> {
             any::<u64>().prop_map(CrashKind::KeepRandom),
             any::<u64>().prop_map(CrashKind::TearLast),
             Just(CrashKind::Process),
-            // The bit-flip flavour is off until the open failure below
-            // (`regressions::flipped_bit_after_recovered_partial_crashes`)
-            // is understood and fixed.
+            any::<u64>().prop_map(CrashKind::FlipBit),
         ]
         .prop_map(Op::Crash),
     ]
@@ -469,13 +467,10 @@ mod regressions {
     /// A power loss kept a later extent header (topic "c/with/slash" at
     /// offset 16384) but not an earlier one (12288), so recovery stopped at
     /// the zero unit and c's unsynced entry was rightly dropped. A later
-    /// bit flip at 12288 sends the scan into probing mode, which finds the
-    /// stale header beyond and brings the dropped entry back. The fix:
-    /// recovery must mark dead any valid header beyond where a segment's
-    /// scan ended. Run with
-    /// `cargo test -p walrus-wal --test crash_model -- --ignored`.
+    /// bit flip at 12288 sent the scan into probing mode, which found the
+    /// stale header beyond and brought the dropped entry back. Recovery now
+    /// marks dead every valid header beyond where a segment's scan ended.
     #[test]
-    #[ignore = "open bug: stale extent past a segment's scan end resurfaces after a bit flip"]
     fn flipped_bit_after_recovered_partial_crashes() {
         use CrashKind::*;
         use Op::*;
