@@ -1,11 +1,12 @@
-//! Writes GiB of 1 KiB entries across 8 topics, then reports peak RSS and how
+//! Writes GiB of 1 KiB entries across 8 topics, then reports peak RSS, how
 //! long reopening takes after a clean close (recovery checkpoint) and after a
-//! crash (full scan).
+//! crash (full scan), and how fast one thread reads everything back, in
+//! batches and one entry at a time.
 //!
 //! `cargo run --release -p walrus-wal --example resource_probe -- <GiB> <mmap|fd>`
 
 use std::time::Instant;
-use walrus_wal::{Backend, FsyncSchedule, Walrus};
+use walrus_wal::{Backend, FsyncSchedule, ReadConsistency, Walrus};
 
 fn peak_rss_mib() -> f64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
@@ -13,6 +14,18 @@ fn peak_rss_mib() -> f64 {
     kb.and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
         .unwrap_or(0.0)
         / 1024.0
+}
+
+/// CPU time this process has used, user plus system.
+fn cpu_secs() -> f64 {
+    // SAFETY: getrusage only writes into the zeroed struct it is given.
+    let usage = unsafe {
+        let mut usage: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_SELF, &mut usage);
+        usage
+    };
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    secs(usage.ru_utime) + secs(usage.ru_stime)
 }
 
 fn main() {
@@ -31,6 +44,9 @@ fn main() {
             .data_dir(tmp.path())
             .backend(backend)
             .fsync(FsyncSchedule::Milliseconds(1000))
+            .consistency(ReadConsistency::AtLeastOnce {
+                persist_every: 100_000,
+            })
             .quiet(true)
             .open()
             .expect("open")
@@ -66,4 +82,43 @@ fn main() {
         t.elapsed().as_secs_f64() * 1e3,
         wal.recovery_report().entries
     );
+    // Half the topics are consumed in batches, the other half one entry at
+    // a time.
+    let (t, cpu) = (Instant::now(), cpu_secs());
+    let mut bytes = 0u64;
+    for topic in 0..4 {
+        let topic = format!("topic-{topic}");
+        loop {
+            let batch = wal
+                .batch_read_for_topic(&topic, BATCH_READ_BYTES, true)
+                .expect("batch read");
+            if batch.is_empty() {
+                break;
+            }
+            bytes += batch.iter().map(|e| e.data.len() as u64).sum::<u64>();
+        }
+    }
+    let (secs, cpu) = (t.elapsed().as_secs_f64(), cpu_secs() - cpu);
+    println!(
+        "batch reads ({} MiB batches, 1 thread): {:.0} MB/s, {:.0} MB per CPU-second",
+        BATCH_READ_BYTES >> 20,
+        bytes as f64 / secs / 1e6,
+        bytes as f64 / cpu / 1e6
+    );
+    let (t, cpu) = (Instant::now(), cpu_secs());
+    let mut entries = 0u64;
+    for topic in 4..8 {
+        let topic = format!("topic-{topic}");
+        while wal.read_next(&topic, true).expect("read").is_some() {
+            entries += 1;
+        }
+    }
+    let (secs, cpu) = (t.elapsed().as_secs_f64(), cpu_secs() - cpu);
+    println!(
+        "read_next (1 thread): {:.0} entries/s, {:.0} per CPU-second",
+        entries as f64 / secs,
+        entries as f64 / cpu
+    );
 }
+
+const BATCH_READ_BYTES: usize = 4 << 20;

@@ -24,6 +24,8 @@ const DEFAULT_SEGMENT_BYTES: u64 = 64 << 20;
 const DEFAULT_BLOCK_BYTES: u64 = 1 << 20;
 const DEFAULT_DATA_DIR: &str = "wal_files";
 const DEFAULT_KEY: &str = "default";
+/// How far a consumer reading one entry at a time reads ahead.
+const SINGLE_READ_AHEAD: u64 = 64 << 10;
 const MAX_KEY_LEN: usize = 64;
 
 /// Configures and opens a [`Walrus`]. Nothing here reads the process
@@ -676,6 +678,11 @@ impl Inner {
             if let Some(p) = pos.as_ref().filter(|_| total < max_bytes) {
                 topic.prefetch(p, (max_bytes - total) as u64, &mut r.frames)?;
             }
+        } else if let Some(p) = pos.as_ref().filter(|p| !r.frames.holds(p)) {
+            // One entry at a time: read a small window ahead once, rather
+            // than a header and a body per entry. It is kept for the next
+            // reads (committed bytes never change).
+            topic.prefetch(p, SINGLE_READ_AHEAD, &mut r.frames)?;
         }
         while out.len() < max_entries {
             let before = pos.clone();
@@ -690,7 +697,9 @@ impl Inner {
             out.push(entry);
             seq += 1;
         }
-        r.frames.prefetched.clear();
+        if max_entries > 1 {
+            r.frames.end_batch();
+        }
         if checkpoint && !out.is_empty() {
             self.persist_cursor(&topic, r, seq, out.len() as u64)?;
             r.seq = seq;

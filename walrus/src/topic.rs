@@ -110,8 +110,21 @@ pub struct Frame {
     pub key: (u64, u64),
     pub first_seq: u64,
     pub len_padded: u64,
-    pub bytes: Vec<u8>,
-    pub ranges: Vec<std::ops::Range<usize>>,
+    /// The buffer the frame was read into: its own, or a batch read-ahead
+    /// buffer that it shares with the frames after it (no copy per frame).
+    buf: Arc<Vec<u8>>,
+    /// Where each payload lies in `buf`.
+    ranges: Vec<std::ops::Range<usize>>,
+}
+
+impl Frame {
+    pub fn entries(&self) -> usize {
+        self.ranges.len()
+    }
+
+    pub fn payload(&self, idx: usize) -> &[u8] {
+        &self.buf[self.ranges[idx].clone()]
+    }
 }
 
 /// The consume side, behind the topic's reader mutex.
@@ -197,8 +210,8 @@ impl Topic {
                     reason: format!("expected entry {seq}, frame holds {entry_seq}"),
                 });
             }
-            let data = frame.bytes[frame.ranges[p.idx].clone()].to_vec();
-            let next = if p.idx + 1 < frame.ranges.len() {
+            let data = frame.payload(p.idx).to_vec();
+            let next = if p.idx + 1 < frame.entries() {
                 Pos {
                     block: p.block.clone(),
                     off: p.off,
@@ -234,7 +247,7 @@ impl Topic {
         let mut src = FrameSource::default();
         while off < committed_off {
             let frame = self.frame_at(&block, off, committed_off, &mut src)?;
-            let count = frame.ranges.len() as u64;
+            let count = frame.entries() as u64;
             if seq < first + count {
                 return Ok(Some(Pos {
                     block,
@@ -265,9 +278,9 @@ impl Topic {
         let prefetched = src
             .prefetched
             .iter()
-            .find_map(|p| p.frame_bytes(segment.id, off, room));
+            .find_map(|p| p.frame_at(segment.id, off, room));
         let frame = match prefetched {
-            Some(bytes) => decode_frame(segment, off, room, bytes.to_vec())?,
+            Some((buf, at)) => decode_frame(segment, off, room, buf, at)?,
             None => read_frame(segment, off, room)?,
         };
         let frame = Arc::new(frame);
@@ -283,7 +296,9 @@ impl Topic {
         let mut left = budget;
         let (committed_off, _) = pos.block.committed();
         let first_len = (committed_off.saturating_sub(pos.off)).min(left);
-        plan.push((pos.block.clone(), pos.off, first_len));
+        if first_len > 0 {
+            plan.push((pos.block.clone(), pos.off, first_len));
+        }
         left -= first_len;
         if left > 0 && pos.block.is_sealed() {
             let blocks = self.blocks.read();
@@ -330,7 +345,7 @@ impl Topic {
                 src.prefetched.push(Prefetched {
                     segment: segment.id,
                     off: p.1,
-                    bytes,
+                    bytes: Arc::new(bytes),
                 });
             }
             i = group_end;
@@ -351,22 +366,50 @@ pub struct FrameSource {
     pub prefetched: Vec<Prefetched>,
 }
 
+impl FrameSource {
+    /// Whether the frame at `pos` (its header, at least) is already at hand.
+    pub fn holds(&self, pos: &Pos) -> bool {
+        let (segment, off) = (pos.block.segment.id, pos.off);
+        self.last.as_ref().is_some_and(|f| f.key == (segment, off))
+            || self.prefetched.iter().any(|p| {
+                p.segment == segment
+                    && p.off <= off
+                    && off + FRAME_HEADER_LEN as u64 <= p.off + p.bytes.len() as u64
+            })
+    }
+
+    /// Ends a batch read: drops the read-ahead buffers, and the cursor's
+    /// frame too if it lives in one of them, so that an idle reader holds at
+    /// most one frame.
+    pub fn end_batch(&mut self) {
+        self.prefetched.clear();
+        if self
+            .last
+            .as_ref()
+            .is_some_and(|f| f.buf.len() as u64 > f.len_padded)
+        {
+            self.last = None;
+        }
+    }
+}
+
 pub struct Prefetched {
     segment: u64,
     off: u64,
-    bytes: Vec<u8>,
+    bytes: Arc<Vec<u8>>,
 }
 
 impl Prefetched {
-    /// The bytes of the whole frame at `off`, if they were read ahead.
-    fn frame_bytes(&self, segment: u64, off: u64, room: u64) -> Option<&[u8]> {
+    /// The buffer and index of the frame at `off`, if the whole frame was
+    /// read ahead.
+    fn frame_at(&self, segment: u64, off: u64, room: u64) -> Option<(Arc<Vec<u8>>, usize)> {
         let end = self.off + self.bytes.len() as u64;
         if segment != self.segment || off < self.off || off + FRAME_HEADER_LEN as u64 > end {
             return None;
         }
         let at = (off - self.off) as usize;
         let h = FrameHeader::decode(&self.bytes[at..], room).ok()?;
-        self.bytes.get(at..at + h.len as usize)
+        (at + h.len as usize <= self.bytes.len()).then(|| (self.bytes.clone(), at))
     }
 }
 
@@ -386,28 +429,38 @@ pub fn read_frame(segment: &Segment, off: u64, room: u64) -> Result<Frame> {
             off + FRAME_HEADER_LEN as u64,
         )
         .map_err(io)?;
-    decode_frame(segment, off, room, bytes)
+    decode_frame(segment, off, room, Arc::new(bytes), 0)
 }
 
-/// Checks a frame's bytes (header included) and indexes its payloads.
-fn decode_frame(segment: &Segment, off: u64, room: u64, bytes: Vec<u8>) -> Result<Frame> {
-    let h = FrameHeader::decode(&bytes, room)
+/// Checks the frame at `buf[at..]` (header included) and indexes its
+/// payloads.
+fn decode_frame(
+    segment: &Segment,
+    off: u64,
+    room: u64,
+    buf: Arc<Vec<u8>>,
+    at: usize,
+) -> Result<Frame> {
+    let h = FrameHeader::decode(&buf[at..], room)
         .map_err(|e| frame_corrupt(segment, off, e.to_string()))?;
-    if h.len as usize != bytes.len() {
+    let Some(bytes) = buf.get(at..at + h.len as usize) else {
         return Err(frame_corrupt(
             segment,
             off,
             "frame length changed under the reader".into(),
         ));
-    }
+    };
     let ranges = h
-        .payload_ranges(&bytes)
-        .map_err(|e| frame_corrupt(segment, off, e.to_string()))?;
+        .payload_ranges(bytes)
+        .map_err(|e| frame_corrupt(segment, off, e.to_string()))?
+        .into_iter()
+        .map(|r| r.start + at..r.end + at)
+        .collect();
     Ok(Frame {
         key: (segment.id, off),
         first_seq: h.first_seq,
         len_padded: crate::format::align_up(h.len, ALIGN),
-        bytes,
+        buf,
         ranges,
     })
 }
