@@ -183,10 +183,11 @@ pub fn run(settings: &Settings, open: &OpenKind<'_>) -> Result<CommandOutput, Be
     let cases = cases(settings);
     let stores = &settings.stores;
 
-    let hardware = hardware_line(&settings.data_dir);
-    env.progress.line(format!("host: {hardware}"));
     env.progress.line("probing the disk...");
     let disk = probe_disk(&settings.data_dir)?;
+    // Only now: the probe creates the data directory whose disk this names.
+    let hardware = hardware_line(&settings.data_dir);
+    env.progress.line(format!("host: {hardware}"));
     let probe = disk.describe();
     env.progress.line(format!("disk: {probe}"));
 
