@@ -23,7 +23,7 @@ clippy: deps
 unit: deps
 	$(CARGO) test --workspace --all-features
 
-test: fmt-check clippy unit ## fmt check, clippy -D warnings, every test (engine, adapters, harness, crash suites)
+test: fmt-check test-report clippy unit ## fmt check, report pages in Chromium, clippy -D warnings, every test
 
 # --- Benchmarks -------------------------------------------------------------
 # Settings come from the environment exactly as the benchmarking guide lists
@@ -61,33 +61,59 @@ scenarios: bench-build ## the guide's analytics, financial and message-queue sce
 bench-micro: deps ## criterion micro-benchmarks (append per entry size per store, crc64)
 	$(CARGO) bench -p walrus-benchmarks $(BENCH_CARGO_FEATURES)
 
-# --- Graphs (pandas + matplotlib in .venv; the page opens in a browser if there is one)
-VENV_PY := .venv/bin/python
-.PHONY: plot-deps show-writes show-reads show-scaling show-batch show-compare bench-and-show-reads
+# --- Graphs and reports -------------------------------------------------------
+# Each show-* target writes one self-contained HTML page (charts inline, no
+# network) into benchmarks/ from the newest CSV of its kind, or from CSV=path,
+# prints its path and opens it in a browser when the machine has a display.
+# pandas and matplotlib live in .venv, installed from the pinned
+# scripts/requirements.txt whenever that file changes.
+VENV := .venv
+VENV_PY := $(VENV)/bin/python
+REPORT_DEPS := $(VENV)/.report-deps
+REPORT := $(VENV_PY) scripts/report.py
+CSV ?=
 
-plot-deps: .venv/.plot-deps ## install pandas + matplotlib into .venv for the show-* targets
+.PHONY: report-deps show-writes show-reads show-scaling show-batch show-compare \
+	bench-and-show-writes bench-and-show-reads bench-and-show-scaling test-report docs-screenshot
 
-.venv/.plot-deps:
-	python3 -m venv .venv
-	$(VENV_PY) -m pip install -q pandas matplotlib
+report-deps: $(REPORT_DEPS) ## install the report scripts' pinned packages into .venv
+
+$(REPORT_DEPS): scripts/requirements.txt scripts/setup-venv.sh
+	bash scripts/setup-venv.sh $(VENV) scripts/requirements.txt
 	touch $@
 
-show-writes: plot-deps ## graph the newest write benchmark CSV
-	$(VENV_PY) scripts/plot_benchmarks.py writes
+show-writes: report-deps ## page of a write benchmark CSV: throughput, latency, bandwidth per fsync mode
+	$(REPORT) writes $(CSV)
 
-show-reads: plot-deps ## graph the newest read benchmark CSV
-	$(VENV_PY) scripts/plot_benchmarks.py reads
+show-reads: report-deps ## page of a read benchmark CSV: single vs batch MiB/s per consistency mode
+	$(REPORT) reads $(CSV)
 
-show-scaling: plot-deps ## graph the newest scaling benchmark CSV
-	$(VENV_PY) scripts/plot_benchmarks.py scaling
+show-scaling: report-deps ## page of a scaling CSV: linear/plateau/decline regions, suggested threads
+	$(REPORT) scaling $(CSV)
 
-show-batch: plot-deps ## graph the newest batch benchmark CSV
-	$(VENV_PY) scripts/plot_benchmarks.py batch
+show-batch: report-deps ## page of a batch benchmark CSV (the write page's charts)
+	$(REPORT) batch $(CSV)
 
-show-compare: plot-deps ## graph the newest compare CSV (medians per workload)
-	$(VENV_PY) scripts/plot_benchmarks.py compare
+show-compare: report-deps ## page of a compare CSV: a chart per workload, ratio tables, host figures
+	$(REPORT) compare $(CSV)
 
-bench-and-show-reads: bench-reads show-reads ## the guide's quick start: read benchmark, then its graphs
+# The benchmark first, then its page (a sub-make, so -j cannot reorder them).
+bench-and-show-writes: bench-writes ## write benchmark, then its page
+	$(MAKE) --no-print-directory show-writes
+
+bench-and-show-reads: bench-reads ## the guide's quick start: read benchmark, then its page
+	$(MAKE) --no-print-directory show-reads
+
+bench-and-show-scaling: bench-scaling ## scaling benchmark, then its page
+	$(MAKE) --no-print-directory show-scaling
+
+test-report: report-deps ## every report page from scripts/fixtures, checked in headless Chromium
+	bash scripts/install-deps.sh report
+	$(VENV_PY) scripts/check_report.py
+
+docs-screenshot: report-deps ## README's docs/img/compare-report.png from a compare CSV (CSV=path)
+	bash scripts/install-deps.sh report
+	$(REPORT) compare $(CSV) --no-open --screenshot docs/img/compare-report.png --window 1400 2170
 
 # ---- crash and fuzz suites (long runs; `make test` runs bounded versions) ----
 .PHONY: crash-soak fuzz

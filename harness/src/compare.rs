@@ -16,7 +16,7 @@ use walrus_wal::{FsyncSchedule, ReadConsistency, StoreConfig};
 use crate::bench::{announce_and_run, run_env, secs, CellRequest, CommandOutput, OpenKind};
 use crate::config::{Command, Settings};
 use crate::error::BenchError;
-use crate::host::{hardware_line, probe_disk};
+use crate::host::{hardware_line, probe_disk, write_host_json};
 use crate::report::{self, group_digits, Rates};
 use crate::runner::{CellOutcome, Workload};
 use crate::stores::{backend_label, StoreKind};
@@ -183,10 +183,12 @@ pub fn run(settings: &Settings, open: &OpenKind<'_>) -> Result<CommandOutput, Be
     let cases = cases(settings);
     let stores = &settings.stores;
 
+    env.progress.line("probing the disk...");
+    let disk = probe_disk(&settings.data_dir)?;
+    // Only now: the probe creates the data directory whose disk this names.
     let hardware = hardware_line(&settings.data_dir);
     env.progress.line(format!("host: {hardware}"));
-    env.progress.line("probing the disk...");
-    let probe = probe_disk(&settings.data_dir)?.describe();
+    let probe = disk.describe();
     env.progress.line(format!("disk: {probe}"));
 
     let mut out = CommandOutput::default();
@@ -274,7 +276,8 @@ pub fn run(settings: &Settings, open: &OpenKind<'_>) -> Result<CommandOutput, Be
     let md_path = csv_path.with_extension("md");
     fs::write(&md_path, &md)
         .map_err(|e| BenchError::io(format!("writing {}", md_path.display()), e))?;
-    out.files = vec![csv_path, md_path];
+    let host_path = write_host_json(&csv_path, &hardware, &disk)?;
+    out.files = vec![csv_path, md_path, host_path];
     out.text = md;
     Ok(out)
 }

@@ -4,8 +4,10 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::{FileExt, MetadataExt};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
+
+use serde::Serialize;
 
 use crate::error::BenchError;
 use crate::metrics::LatencyRecorder;
@@ -16,8 +18,9 @@ const FSYNC_PROBE_TIME: Duration = Duration::from_secs(1);
 /// Size of the buffered sequential write.
 const SEQ_PROBE_BYTES: usize = 128 << 20;
 
-/// Results of [`probe_disk`].
-#[derive(Clone, Debug)]
+/// Results of [`probe_disk`]. Field names are the keys of the host sidecar
+/// (see [`write_host_json`]), which the report pages read.
+#[derive(Clone, Debug, Serialize)]
 pub struct DiskProbe {
     /// 4 KiB pwrite + fdatasync, per call.
     pub fdatasync_p50_us: f64,
@@ -93,6 +96,28 @@ pub fn probe_disk(dir: &Path) -> Result<DiskProbe, BenchError> {
     })();
     let _ = fs::remove_file(&path);
     result
+}
+
+/// The host facts beside a result: `<csv path minus .csv>.host.json`, so a
+/// report page can show the hardware line and read throughput against the
+/// disk's measured limits without parsing the Markdown.
+pub fn write_host_json(
+    csv_path: &Path,
+    hardware: &str,
+    disk: &DiskProbe,
+) -> Result<PathBuf, BenchError> {
+    #[derive(Serialize)]
+    struct HostFacts<'a> {
+        hardware: &'a str,
+        #[serde(flatten)]
+        disk: &'a DiskProbe,
+    }
+    let path = csv_path.with_extension("host.json");
+    let json = serde_json::to_string_pretty(&HostFacts { hardware, disk })
+        .map_err(|e| BenchError::Other(format!("encoding {}: {e}", path.display())))?;
+    fs::write(&path, json + "\n")
+        .map_err(|e| BenchError::io(format!("writing {}", path.display()), e))?;
+    Ok(path)
 }
 
 /// One line: CPU model and cores, memory, the disk and filesystem under
@@ -184,5 +209,26 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let line = hardware_line(dir.path());
         assert!(line.contains("CPU: ") && line.contains("disk: ") && line.contains("kernel: "));
+    }
+
+    #[test]
+    fn host_sidecar_sits_beside_the_csv_with_every_figure() {
+        let dir = tempfile::tempdir().unwrap();
+        let disk = DiskProbe {
+            fdatasync_p50_us: 212.0,
+            fdatasync_p99_us: 3099.0,
+            fdatasync_per_sec: 2646.0,
+            buffered_write_mb_per_sec: 3331.0,
+            flushed_write_mb_per_sec: 770.0,
+        };
+        let csv = dir.path().join("compare_20261126_052403.csv");
+        let path = write_host_json(&csv, "CPU: \"x\" (2 cores)", &disk).unwrap();
+        assert_eq!(path, dir.path().join("compare_20261126_052403.host.json"));
+        let v: serde_json::Value =
+            serde_json::from_str(&fs::read_to_string(&path).unwrap()).unwrap();
+        assert_eq!(v["hardware"], "CPU: \"x\" (2 cores)");
+        assert_eq!(v["fdatasync_p50_us"], 212.0);
+        assert_eq!(v["flushed_write_mb_per_sec"], 770.0);
+        assert_eq!(v.as_object().unwrap().len(), 6);
     }
 }

@@ -139,9 +139,13 @@ fn compare_writes_csv_and_markdown_and_reports_a_broken_store() {
             Ok(Box::new(MemStore::new(kind.to_string(), fault)))
         };
     let out = run(&s, &broken_raw).unwrap();
-    assert_eq!(out.files.len(), 2);
+    assert_eq!(out.files.len(), 3);
     let md = std::fs::read_to_string(&out.files[1]).unwrap();
     assert!(out.files[1].to_str().unwrap().ends_with(".md"));
+    // The report page reads the host figures from the sidecar.
+    let host = std::fs::read_to_string(&out.files[2]).unwrap();
+    assert!(out.files[2].to_str().unwrap().ends_with(".host.json"));
+    assert!(host.contains("\"hardware\"") && host.contains("\"flushed_write_mb_per_sec\""));
     // 2 fsync x 2 threads writes + batch + read
     assert_eq!(md.matches("\n## ").count(), 6, "{md}");
     assert!(md.contains("| store | ops/s | MiB/s | p50 us | p99 us | p99.9 us | vs walrus-fd | vs raw | guarantee |"));
