@@ -591,7 +591,7 @@ impl Inner {
         if self.fsync == FsyncSchedule::SyncEach {
             segment
                 .sync
-                .sync_through(ticket, &*segment.file)
+                .sync_append(ticket, &*segment.file)
                 .map_err(|e| {
                     self.fail(Error::io(format!("syncing {}", segment.path.display()), e))
                 })?;

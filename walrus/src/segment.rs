@@ -12,6 +12,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// Extents start on multiples of this; recovery probes for block headers at
 /// these offsets.
@@ -31,6 +32,17 @@ pub fn parse_segment_name(name: &str) -> Option<u64> {
 /// Shares one fdatasync among every writer waiting for it: a writer takes a
 /// ticket after its write completes; the first waiter becomes the leader and
 /// syncs everything written so far, and the others wait for that sync.
+///
+/// Appenders woken by one sync write again at nearly the same moment, and
+/// the first of them to arrive leads the next sync. Left alone, it would
+/// start that sync at once, covering only itself, and the rest would wait a
+/// whole sync more: concurrent appenders would split into two alternating
+/// groups of half the size. So an appending leader first gathers: while the
+/// previous sync covered several writes, it waits until as many are pending
+/// again, for at most a quarter of the previous sync's duration. It sleeps
+/// on a condition variable that each write signals while it waits (a
+/// yielding thread could lose the CPU for a whole time slice on a busy
+/// machine). A lone appender never waits.
 pub struct GroupSync {
     written: AtomicU64,
     synced: AtomicU64,
@@ -39,7 +51,17 @@ pub struct GroupSync {
     /// Once an fsync fails, later ones can succeed without the lost pages
     /// having reached the disk; so a failure is final for this file.
     failed: AtomicBool,
+    /// Writes the previous sync covered, and how long it took.
+    last_batch: AtomicU64,
+    last_sync_nanos: AtomicU64,
+    /// A leader is gathering: writes signal `gathered`.
+    gathering: AtomicBool,
+    gather_lock: Mutex<()>,
+    gathered: Condvar,
 }
+
+/// The longest a leader gathers, whatever the disk's sync latency.
+const MAX_GATHER: Duration = Duration::from_micros(250);
 
 impl GroupSync {
     pub fn new() -> GroupSync {
@@ -49,12 +71,22 @@ impl GroupSync {
             in_progress: Mutex::new(false),
             done: Condvar::new(),
             failed: AtomicBool::new(false),
+            last_batch: AtomicU64::new(0),
+            last_sync_nanos: AtomicU64::new(0),
+            gathering: AtomicBool::new(false),
+            gather_lock: Mutex::new(()),
+            gathered: Condvar::new(),
         }
     }
 
     /// Call after a write has completed; the ticket names it.
     pub fn note_write(&self) -> u64 {
-        self.written.fetch_add(1, Ordering::AcqRel) + 1
+        let ticket = self.written.fetch_add(1, Ordering::SeqCst) + 1;
+        if self.gathering.load(Ordering::SeqCst) {
+            let _lock = self.gather_lock.lock();
+            self.gathered.notify_one();
+        }
+        ticket
     }
 
     /// A ticket covering every write completed so far.
@@ -64,6 +96,16 @@ impl GroupSync {
 
     /// Returns once a sync that started after `ticket`'s write has finished.
     pub fn sync_through(&self, ticket: u64, file: &dyn StorageFile) -> io::Result<()> {
+        self.sync(ticket, file, false)
+    }
+
+    /// As `sync_through`, for an appender: a leader first gathers the
+    /// writes of concurrent appenders (see the type's documentation).
+    pub fn sync_append(&self, ticket: u64, file: &dyn StorageFile) -> io::Result<()> {
+        self.sync(ticket, file, true)
+    }
+
+    fn sync(&self, ticket: u64, file: &dyn StorageFile, gather: bool) -> io::Result<()> {
         let failed = || io::Error::other("an earlier fsync of this file failed");
         if self.synced.load(Ordering::Acquire) >= ticket {
             return Ok(());
@@ -81,20 +123,55 @@ impl GroupSync {
                 continue;
             }
             *in_progress = true;
-            let target = self.written.load(Ordering::Acquire);
             drop(in_progress);
+            if gather {
+                self.gather();
+            }
+            let target = self.written.load(Ordering::Acquire);
+            let started = Instant::now();
             let result = file.sync();
+            self.last_sync_nanos
+                .store(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
             in_progress = self.in_progress.lock();
             *in_progress = false;
             match &result {
                 Ok(()) => {
-                    self.synced.fetch_max(target, Ordering::AcqRel);
+                    let before = self.synced.fetch_max(target, Ordering::AcqRel);
+                    self.last_batch
+                        .store(target.saturating_sub(before), Ordering::Relaxed);
                 }
                 Err(_) => self.failed.store(true, Ordering::Release),
             }
             self.done.notify_all();
             result?;
         }
+    }
+}
+
+impl GroupSync {
+    /// Waits until as many writes are pending as the previous sync covered,
+    /// or a quarter of that sync's duration has passed.
+    fn gather(&self) {
+        let want = self.last_batch.load(Ordering::Relaxed);
+        if want <= 1 {
+            return;
+        }
+        let budget = Duration::from_nanos(self.last_sync_nanos.load(Ordering::Relaxed) / 4);
+        let deadline = Instant::now() + budget.min(MAX_GATHER);
+        let pending = || {
+            let synced = self.synced.load(Ordering::Acquire);
+            self.written.load(Ordering::SeqCst).saturating_sub(synced)
+        };
+        let mut lock = self.gather_lock.lock();
+        self.gathering.store(true, Ordering::SeqCst);
+        // A write that misses the flag is still counted by `pending`; one
+        // that sees it signals under the lock, after this thread waits.
+        while pending() < want {
+            if self.gathered.wait_until(&mut lock, deadline).timed_out() {
+                break;
+            }
+        }
+        self.gathering.store(false, Ordering::SeqCst);
     }
 }
 
