@@ -5,7 +5,8 @@
 //! task share one io_uring fdatasync per segment (group commit across
 //! tasks), and no runtime thread ever blocks on an fsync. [`AsyncLogStore`]
 //! is the `LogStore` contract awaited; [`Blocking`] runs any `LogStore`
-//! (RocksDB, sled, the raw baseline) on tokio's blocking pool behind it.
+//! (RocksDB, sled, the raw baseline) on tokio's blocking pool behind it, and
+//! [`open_async_store`] opens any store by name, Walrus natively.
 //!
 //! ```no_run
 //! use std::rc::Rc;
@@ -37,12 +38,15 @@
 #![forbid(unsafe_code)]
 
 mod blocking;
+mod open;
 mod runtime;
 mod store;
 mod syncer;
 mod walrus;
 
 pub use blocking::Blocking;
+pub use open::open_async_store;
 pub use runtime::{spawn, start, Runtime};
 pub use store::{AsyncLogStore, LocalBoxFuture};
 pub use walrus::AsyncWalrus;
+pub use walrus_adapters::StoreKind;

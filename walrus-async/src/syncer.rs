@@ -16,6 +16,7 @@
 //! acknowledged on an unknown outcome.
 
 use std::cell::RefCell;
+use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap};
 use std::io;
 use std::rc::Rc;
@@ -139,23 +140,20 @@ async fn sync_segment(
     if dirty.sync.is_synced(newest) {
         return Ok(());
     }
-    if !files.contains_key(&id) {
-        match dirty.sync.fd().map(|fd| fd.try_clone_to_owned()) {
-            Some(Ok(fd)) => {
-                let file = tokio_uring::fs::File::from_std(std::fs::File::from(fd));
-                files.insert(id, file);
-            }
+    let file = match files.entry(id) {
+        Entry::Occupied(o) => o.into_mut(),
+        Entry::Vacant(v) => match dirty.sync.fd().map(|fd| fd.try_clone_to_owned()) {
+            Some(Ok(fd)) => v.insert(tokio_uring::fs::File::from_std(std::fs::File::from(fd))),
             // No descriptor (simulated storage), or no descriptor to spare
             // (EMFILE): the engine's blocking sync, off this thread.
             None | Some(Err(_)) => return blocking_sync(dirty.sync.clone(), newest).await,
-        }
-    }
+        },
+    };
     let Some(lead) = dirty.sync.try_lead()? else {
         // A blocking caller (Walrus::sync, the close) is syncing this file;
         // wait for it where waiting may block.
         return blocking_sync(dirty.sync.clone(), newest).await;
     };
-    let file = files.get(&id).expect("inserted above");
     lead.finish(file.sync_data().await)
 }
 

@@ -20,14 +20,14 @@ fn topic(w: usize) -> String {
 }
 
 type Acked = Rc<RefCell<Vec<(usize, usize)>>>;
+/// Called after every acknowledgement with everything acknowledged so far.
+type OnAck = Rc<dyn Fn(&[(usize, usize)])>;
+/// Power-loss images, each with what was acknowledged when it was taken.
+type Images = Rc<RefCell<Vec<(SimStorage, Vec<(usize, usize)>)>>>;
 
 /// Spawns TASKS appenders; each records its acknowledgements and, when
 /// `snapshot` says so, captures a power-loss image at that very moment.
-async fn append_everywhere(
-    wal: Rc<AsyncWalrus>,
-    acked: Acked,
-    snapshot: Rc<dyn Fn(&[(usize, usize)])>,
-) {
+async fn append_everywhere(wal: Rc<AsyncWalrus>, acked: Acked, snapshot: OnAck) {
     let tasks: Vec<_> = (0..TASKS)
         .map(|w| {
             let (wal, acked, snapshot) = (wal.clone(), acked.clone(), snapshot.clone());
@@ -69,7 +69,7 @@ fn check_all(wal: &walrus_wal::Walrus, acked: &[(usize, usize)], label: &str) ->
 #[test]
 fn every_awaited_append_survives_a_power_loss_at_once() {
     let sim = SimStorage::new();
-    let images: Rc<RefCell<Vec<(SimStorage, Vec<(usize, usize)>)>>> = Default::default();
+    let images: Images = Default::default();
     let acked: Acked = Default::default();
     let syncs_before = sim.count(FaultKind::Sync);
     Runtime::new().unwrap().block_on({
@@ -82,7 +82,7 @@ fn every_awaited_append_survives_a_power_loss_at_once() {
                 Rc::new(move |acked: &[(usize, usize)]| {
                     let mut n = count.borrow_mut();
                     *n += 1;
-                    if *n % 97 == 0 {
+                    if n.is_multiple_of(97) {
                         let image = sim.crash(Crash::LoseUnsynced);
                         images.borrow_mut().push((image, acked.to_vec()));
                     }
