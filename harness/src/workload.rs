@@ -19,7 +19,7 @@ use crate::payload::{PayloadGen, TopicVerifier};
 use crate::progress::Progress;
 
 /// Bytes per `batch_read` when reading everything back for verification.
-const VERIFY_READ_BYTES: usize = 4 << 20;
+pub(crate) const VERIFY_READ_BYTES: usize = 4 << 20;
 /// How often the coordinator wakes to check the clock and redraw progress.
 const TICK: Duration = Duration::from_millis(200);
 
@@ -116,10 +116,10 @@ pub struct Written {
     pub logical_bytes: u64,
 }
 
-const BENCH_PREFIX: &str = "bench";
-const WARMUP_PREFIX: &str = "warmup";
+pub(crate) const BENCH_PREFIX: &str = "bench";
+pub(crate) const WARMUP_PREFIX: &str = "warmup";
 
-fn topic_name(prefix: &str, mode: TopicMode, writer: usize) -> String {
+pub(crate) fn topic_name(prefix: &str, mode: TopicMode, writer: usize) -> String {
     match mode {
         TopicMode::PerThread => format!("{prefix}-t{writer}"),
         TopicMode::Shared => format!("{prefix}-shared"),
