@@ -170,12 +170,7 @@ async fn timed_writes(
     if let Some(e) = failure.take() {
         return Err(e);
     }
-    let cpu = process_cpu_time().saturating_sub(cpu_start);
-    stats.elapsed = last_finish
-        .duration_since(start)
-        .max(Duration::from_micros(1));
-    stats.latency = merged.summary();
-    stats.cpu_usage_pct = cpu.as_secs_f64() / stats.elapsed.as_secs_f64() * 100.0;
+    stats.close_phase(start, last_finish, cpu_start, &merged);
     Ok((stats, acked))
 }
 

@@ -99,6 +99,23 @@ impl PhaseStats {
         self.entries as f64 / self.elapsed.as_secs_f64().max(1e-9)
     }
 
+    /// Sets the phase's time, latency summary and CPU share once its workers
+    /// are done: the phase ran from `start` until the last worker finished.
+    pub(crate) fn close_phase(
+        &mut self,
+        start: Instant,
+        last_finish: Instant,
+        cpu_start: Duration,
+        latencies: &LatencyRecorder,
+    ) {
+        let cpu = process_cpu_time().saturating_sub(cpu_start);
+        self.elapsed = last_finish
+            .duration_since(start)
+            .max(Duration::from_micros(1));
+        self.latency = latencies.summary();
+        self.cpu_usage_pct = cpu.as_secs_f64() / self.elapsed.as_secs_f64() * 100.0;
+    }
+
     /// MiB (2^20 bytes) per second.
     pub fn mb_per_sec(&self) -> f64 {
         self.bytes as f64 / (1u64 << 20) as f64 / self.elapsed.as_secs_f64().max(1e-9)
@@ -447,12 +464,7 @@ where
         if let Some(e) = first_error {
             return Err(e);
         }
-        let cpu = process_cpu_time().saturating_sub(cpu_start);
-        stats.elapsed = last_finish
-            .duration_since(start)
-            .max(Duration::from_micros(1));
-        stats.latency = merged.summary();
-        stats.cpu_usage_pct = cpu.as_secs_f64() / stats.elapsed.as_secs_f64() * 100.0;
+        stats.close_phase(start, last_finish, cpu_start, &merged);
         Ok((stats, per_worker))
     })
 }

@@ -8,14 +8,13 @@
 //! so a cancelled read neither loses nor reorders entries.
 
 use std::collections::{HashMap, VecDeque};
-use std::rc::Rc;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::{oneshot, Mutex as AsyncMutex};
 use walrus_wal::{Entry, Error, LogStore, Result};
 
-use crate::store::{AsyncLogStore, LocalBoxFuture};
+use crate::store::forward_async_log_store;
 
 /// Entries consumed by a read whose caller went away, per topic.
 type Stash = Arc<AsyncMutex<VecDeque<Entry>>>;
@@ -189,54 +188,4 @@ async fn run_blocking<T: Send + 'static>(
         .unwrap_or_else(|e| Err(Error::Failed(format!("a blocking store call died: {e}"))))
 }
 
-impl<S: ?Sized + LogStore + 'static> AsyncLogStore for Blocking<S> {
-    fn name(&self) -> &str {
-        self.store.name()
-    }
-
-    fn append<'a>(&'a self, topic: &'a str, payload: &'a [u8]) -> LocalBoxFuture<'a, Result<()>> {
-        Box::pin(Blocking::append(self, topic, payload))
-    }
-
-    fn batch_append<'a>(
-        &'a self,
-        topic: &'a str,
-        payloads: &'a [&'a [u8]],
-    ) -> LocalBoxFuture<'a, Result<()>> {
-        Box::pin(Blocking::batch_append(self, topic, payloads))
-    }
-
-    fn read_next<'a>(
-        &'a self,
-        topic: &'a str,
-        checkpoint: bool,
-    ) -> LocalBoxFuture<'a, Result<Option<Entry>>> {
-        Box::pin(Blocking::read_next(self, topic, checkpoint))
-    }
-
-    fn batch_read<'a>(
-        &'a self,
-        topic: &'a str,
-        max_bytes: usize,
-        checkpoint: bool,
-    ) -> LocalBoxFuture<'a, Result<Vec<Entry>>> {
-        Box::pin(Blocking::batch_read(self, topic, max_bytes, checkpoint))
-    }
-
-    fn sync(&self) -> LocalBoxFuture<'_, Result<()>> {
-        Box::pin(Blocking::sync(self))
-    }
-
-    fn close(self: Rc<Self>) -> LocalBoxFuture<'static, Result<()>> {
-        Box::pin(async move {
-            match Rc::try_unwrap(self) {
-                Ok(me) => me.close().await,
-                Err(_) => Err(still_shared()),
-            }
-        })
-    }
-}
-
-pub(crate) fn still_shared() -> Error {
-    Error::InvalidInput("close: other handles to the store are still alive".into())
-}
+forward_async_log_store!([S: ?Sized + LogStore + 'static] Blocking<S>, |me| me.store.name());

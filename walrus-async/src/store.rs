@@ -59,3 +59,68 @@ pub trait AsyncLogStore {
     /// fails with [`walrus_wal::Error::InvalidInput`] and closes nothing.
     fn close(self: Rc<Self>) -> LocalBoxFuture<'static, Result<()>>;
 }
+
+/// Implements [`AsyncLogStore`] for a type whose inherent async methods of
+/// the same names do the work (and whose `close(self)` closes it).
+macro_rules! forward_async_log_store {
+    ([$($generics:tt)*] $ty:ty, |$me:ident| $name:expr) => {
+        impl<$($generics)*> $crate::store::AsyncLogStore for $ty {
+            fn name(&self) -> &str {
+                let $me = self;
+                $name
+            }
+
+            fn append<'a>(
+                &'a self,
+                topic: &'a str,
+                payload: &'a [u8],
+            ) -> $crate::store::LocalBoxFuture<'a, walrus_wal::Result<()>> {
+                Box::pin(<$ty>::append(self, topic, payload))
+            }
+
+            fn batch_append<'a>(
+                &'a self,
+                topic: &'a str,
+                payloads: &'a [&'a [u8]],
+            ) -> $crate::store::LocalBoxFuture<'a, walrus_wal::Result<()>> {
+                Box::pin(<$ty>::batch_append(self, topic, payloads))
+            }
+
+            fn read_next<'a>(
+                &'a self,
+                topic: &'a str,
+                checkpoint: bool,
+            ) -> $crate::store::LocalBoxFuture<'a, walrus_wal::Result<Option<walrus_wal::Entry>>>
+            {
+                Box::pin(<$ty>::read_next(self, topic, checkpoint))
+            }
+
+            fn batch_read<'a>(
+                &'a self,
+                topic: &'a str,
+                max_bytes: usize,
+                checkpoint: bool,
+            ) -> $crate::store::LocalBoxFuture<'a, walrus_wal::Result<Vec<walrus_wal::Entry>>> {
+                Box::pin(<$ty>::batch_read(self, topic, max_bytes, checkpoint))
+            }
+
+            fn sync(&self) -> $crate::store::LocalBoxFuture<'_, walrus_wal::Result<()>> {
+                Box::pin(<$ty>::sync(self))
+            }
+
+            fn close(
+                self: std::rc::Rc<Self>,
+            ) -> $crate::store::LocalBoxFuture<'static, walrus_wal::Result<()>> {
+                Box::pin(async move {
+                    match std::rc::Rc::try_unwrap(self) {
+                        Ok(me) => me.close().await,
+                        Err(_) => Err(walrus_wal::Error::InvalidInput(
+                            "close: other handles to the store are still alive".into(),
+                        )),
+                    }
+                })
+            }
+        }
+    };
+}
+pub(crate) use forward_async_log_store;

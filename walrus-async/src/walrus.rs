@@ -1,12 +1,10 @@
 //! `AsyncWalrus`: the engine with awaited durability.
 
-use std::rc::Rc;
-
 use walrus_wal::{Entry, Result, Walrus, WalrusBuilder};
 
-use crate::blocking::{still_shared, Blocking};
+use crate::blocking::Blocking;
 use crate::runtime::ensure_inside;
-use crate::store::{AsyncLogStore, LocalBoxFuture};
+use crate::store::forward_async_log_store;
 use crate::syncer::Syncer;
 
 /// A [`Walrus`] whose appends resolve once durable under the instance's
@@ -107,50 +105,4 @@ impl AsyncWalrus {
     }
 }
 
-impl AsyncLogStore for AsyncWalrus {
-    fn name(&self) -> &str {
-        "walrus"
-    }
-
-    fn append<'a>(&'a self, topic: &'a str, payload: &'a [u8]) -> LocalBoxFuture<'a, Result<()>> {
-        Box::pin(AsyncWalrus::append(self, topic, payload))
-    }
-
-    fn batch_append<'a>(
-        &'a self,
-        topic: &'a str,
-        payloads: &'a [&'a [u8]],
-    ) -> LocalBoxFuture<'a, Result<()>> {
-        Box::pin(AsyncWalrus::batch_append(self, topic, payloads))
-    }
-
-    fn read_next<'a>(
-        &'a self,
-        topic: &'a str,
-        checkpoint: bool,
-    ) -> LocalBoxFuture<'a, Result<Option<Entry>>> {
-        Box::pin(AsyncWalrus::read_next(self, topic, checkpoint))
-    }
-
-    fn batch_read<'a>(
-        &'a self,
-        topic: &'a str,
-        max_bytes: usize,
-        checkpoint: bool,
-    ) -> LocalBoxFuture<'a, Result<Vec<Entry>>> {
-        Box::pin(AsyncWalrus::batch_read(self, topic, max_bytes, checkpoint))
-    }
-
-    fn sync(&self) -> LocalBoxFuture<'_, Result<()>> {
-        Box::pin(AsyncWalrus::sync(self))
-    }
-
-    fn close(self: Rc<Self>) -> LocalBoxFuture<'static, Result<()>> {
-        Box::pin(async move {
-            match Rc::try_unwrap(self) {
-                Ok(me) => me.close().await,
-                Err(_) => Err(still_shared()),
-            }
-        })
-    }
-}
+forward_async_log_store!([] AsyncWalrus, |_me| "walrus");
