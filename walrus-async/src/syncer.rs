@@ -3,9 +3,10 @@
 //!
 //! An appender writes its frame synchronously (`Walrus::append_pending`),
 //! registers its ticket here and awaits a oneshot. The syncer wakes, first
-//! yields so that every task already woken can write its next entry, then
+//! yields until every task that can run has written its next entry, then
 //! takes every registered waiter and, per dirty segment, issues one
-//! `IORING_OP_FSYNC` (datasync) on a duplicate of the segment's descriptor.
+//! `IORING_OP_FSYNC` (datasync) on a duplicate of the segment's descriptor,
+//! all segments' at once.
 //! With 64 tasks on the runtime, one fdatasync acknowledges up to 64 appends.
 //!
 //! Cancellation: a waiter that is dropped only drops its receiver. Its frame
@@ -15,12 +16,12 @@
 //! counts that sync as failed (`SyncLead`'s drop), so nothing is ever
 //! acknowledged on an unknown outcome.
 
-use std::cell::RefCell;
-use std::collections::hash_map::Entry;
+use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, HashMap};
 use std::io;
 use std::rc::Rc;
 
+use futures_util::future::join_all;
 use tokio::sync::{oneshot, Notify};
 use walrus_wal::{Error, PendingWrite, Result, SegmentSync};
 
@@ -29,6 +30,9 @@ struct Dirty {
     sync: SegmentSync,
     waiters: Vec<(u64, oneshot::Sender<Result<()>>)>,
 }
+
+/// Duplicated segment descriptors for io_uring, by segment id.
+type UringFiles = HashMap<u64, Rc<tokio_uring::fs::File>>;
 
 #[derive(Default)]
 struct State {
@@ -42,6 +46,9 @@ struct State {
 struct Shared {
     state: RefCell<State>,
     wake: Notify,
+    /// Waiters registered so far, ever: tells the syncer when the tasks
+    /// that can run have all written.
+    registered: Cell<u64>,
 }
 
 /// The handle appenders use; stops the task when dropped or closed.
@@ -79,6 +86,7 @@ impl Syncer {
             })
             .waiters
             .push((pending.ticket(), tx));
+        self.shared.registered.set(self.shared.registered.get() + 1);
         self.shared.wake.notify_one();
         rx.await.unwrap_or_else(|_| {
             Err(Error::Failed(
@@ -108,7 +116,7 @@ impl Drop for Syncer {
 
 async fn run(shared: Rc<Shared>) {
     // Duplicated descriptors of the segments synced last round.
-    let mut files: HashMap<u64, tokio_uring::fs::File> = HashMap::new();
+    let mut files = UringFiles::new();
     loop {
         let idle = shared.state.borrow().dirty.is_empty();
         if idle {
@@ -118,36 +126,55 @@ async fn run(shared: Rc<Shared>) {
             shared.wake.notified().await;
             continue;
         }
-        // Appenders woken by the last round run before this task does again:
-        // their next writes join this round's fsync.
-        tokio::task::yield_now().await;
+        // Let every task that can run write first, so that one fsync covers
+        // them all: yield until a pass adds no waiter. A task registers at
+        // most once per round (it then awaits its answer), so this ends
+        // after at most one pass per task.
+        loop {
+            let seen = shared.registered.get();
+            tokio::task::yield_now().await;
+            if shared.registered.get() == seen {
+                break;
+            }
+        }
         let round = std::mem::take(&mut shared.state.borrow_mut().dirty);
         files.retain(|id, _| round.contains_key(id));
-        for (id, dirty) in round {
-            let outcome = sync_segment(id, &dirty, &mut files).await;
+        // Segments are synced concurrently: the current extents of many
+        // topics can span two segments, and their fsyncs need not queue.
+        let syncs = round.into_values().map(|dirty| {
+            let file = uring_file(&dirty.sync, &mut files);
+            async move {
+                let outcome = sync_segment(&dirty, file).await;
+                (dirty, outcome)
+            }
+        });
+        for (dirty, outcome) in join_all(syncs).await {
             resolve(&shared, dirty, outcome);
         }
     }
 }
 
+/// The segment's descriptor, duplicated once and kept while the segment is
+/// being written; `None` for storage without one (simulated storage) or
+/// with no descriptor to spare (EMFILE): those sync through the engine.
+fn uring_file(sync: &SegmentSync, files: &mut UringFiles) -> Option<Rc<tokio_uring::fs::File>> {
+    if let Some(file) = files.get(&sync.id()) {
+        return Some(file.clone());
+    }
+    let fd = sync.fd()?.try_clone_to_owned().ok()?;
+    let file = Rc::new(tokio_uring::fs::File::from_std(std::fs::File::from(fd)));
+    files.insert(sync.id(), file.clone());
+    Some(file)
+}
+
 /// Makes every waiter's ticket of one segment durable.
-async fn sync_segment(
-    id: u64,
-    dirty: &Dirty,
-    files: &mut HashMap<u64, tokio_uring::fs::File>,
-) -> Result<()> {
+async fn sync_segment(dirty: &Dirty, file: Option<Rc<tokio_uring::fs::File>>) -> Result<()> {
     let newest = dirty.waiters.iter().map(|w| w.0).max().unwrap_or(0);
     if dirty.sync.is_synced(newest) {
         return Ok(());
     }
-    let file = match files.entry(id) {
-        Entry::Occupied(o) => o.into_mut(),
-        Entry::Vacant(v) => match dirty.sync.fd().map(|fd| fd.try_clone_to_owned()) {
-            Some(Ok(fd)) => v.insert(tokio_uring::fs::File::from_std(std::fs::File::from(fd))),
-            // No descriptor (simulated storage), or no descriptor to spare
-            // (EMFILE): the engine's blocking sync, off this thread.
-            None | Some(Err(_)) => return blocking_sync(dirty.sync.clone(), newest).await,
-        },
+    let Some(file) = file else {
+        return blocking_sync(dirty.sync.clone(), newest).await;
     };
     let Some(lead) = dirty.sync.try_lead()? else {
         // A blocking caller (Walrus::sync, the close) is syncing this file;
