@@ -6,7 +6,7 @@ use std::hash::{Hash, Hasher};
 use std::path::Path;
 use std::str::FromStr;
 
-use walrus_wal::{Backend, Error, LogStore, Result, StoreConfig};
+use walrus_wal::{Backend, Error, LogStore, Result, StoreConfig, Walrus};
 
 use crate::marker::claim_dir;
 
@@ -136,6 +136,16 @@ pub fn open_store(kind: StoreKind, dir: &Path, config: StoreConfig) -> Result<Bo
         #[allow(unreachable_patterns)] // reached only when a feature is off
         _ => unreachable!("missing_feature() covers every compiled-out store"),
     })
+}
+
+/// Opens the Walrus engine itself rather than a `Box<dyn LogStore>`, in
+/// the same place and with the same directory marker as
+/// `open_store(StoreKind::Walrus(backend), dir, config)`, so that either can
+/// reopen what the other wrote. The async front end wraps it.
+pub fn open_walrus(dir: &Path, backend: Backend, config: StoreConfig) -> Result<Walrus> {
+    let kind = StoreKind::Walrus(backend);
+    claim_dir(dir, kind.store_name())?;
+    crate::walrus::open(&dir.join(kind.store_name()), backend, config)
 }
 
 #[cfg(test)]

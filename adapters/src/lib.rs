@@ -21,7 +21,7 @@ mod rocksdb;
 mod sled;
 mod walrus;
 
-pub use kind::{open_store, StoreKind};
+pub use kind::{open_store, open_walrus, StoreKind};
 pub use raw::RawStore;
 #[cfg(feature = "rocksdb")]
 pub use rocksdb::RocksDbStore;

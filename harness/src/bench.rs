@@ -77,7 +77,18 @@ pub(crate) fn announce_and_run(
     env.progress
         .line(format!("[{}/{}] {kind} {what}", position.0, position.1));
     let opener = |dir: &Path, cfg: StoreConfig| open(kind, dir, cfg);
-    match run_cell(&opener, &kind.to_string(), config, workload, env) {
+    let result = match workload {
+        // Walrus runs natively on the async front end, not through `open`.
+        Workload::AsyncWrite(spec) => crate::async_workload::run_cell(
+            crate::async_workload::AsyncOpen::Kind(kind),
+            &kind.to_string(),
+            config,
+            spec,
+            env,
+        ),
+        _ => run_cell(&opener, &kind.to_string(), config, workload, env),
+    };
+    match result {
         Ok(outcome) => Some(outcome),
         Err(e) => {
             env.progress.line(format!("  FAILED: {e}"));

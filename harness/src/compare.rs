@@ -70,6 +70,16 @@ fn cases(settings: &Settings) -> Vec<Case> {
                 batch_size: 1,
                 workload: Workload::Write(spec(threads, 1)),
             });
+            if settings.async_writes {
+                out.push(Case {
+                    name: format!("write (async), {threads} task(s), {fsync}"),
+                    fsync,
+                    consistency,
+                    threads,
+                    batch_size: 1,
+                    workload: Workload::AsyncWrite(spec(threads, 1)),
+                });
+            }
         }
     }
     let pick = |want: fn(&FsyncSchedule) -> bool| {

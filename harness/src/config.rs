@@ -119,6 +119,11 @@ pub struct BenchArgs {
     /// [env: WALRUS_KEEP_DATA]
     #[arg(long, value_name = "0|1", num_args = 0..=1, default_missing_value = "1")]
     pub keep_data: Option<String>,
+    /// compare only: add an async write case beside every write case (N
+    /// tasks on one tokio-uring thread, awaiting each append): 1 or 0
+    /// [env: ASYNC]
+    #[arg(long = "async", value_name = "0|1", num_args = 0..=1, default_missing_value = "1")]
+    pub async_writes: Option<String>,
 }
 
 /// Fully resolved settings of one invocation.
@@ -141,6 +146,8 @@ pub struct Settings {
     pub out_dir: PathBuf,
     pub quiet: bool,
     pub keep_data: bool,
+    /// Async write cases beside the sync ones (`compare` only).
+    pub async_writes: bool,
 }
 
 /// A malformed or contradictory setting; `Display` is one line naming it.
@@ -375,6 +382,16 @@ impl Settings {
             &["WALRUS_KEEP_DATA"],
         )?)?;
 
+        let async_raw = setting("async", &args.async_writes, &["ASYNC"])?;
+        let async_origin = async_raw.as_ref().map(|(origin, _)| origin.clone());
+        let async_writes = bool_setting(async_raw)?;
+        if async_writes && command != Command::Compare {
+            return Err(ConfigError {
+                origin: async_origin.unwrap_or_default(),
+                reason: "async write cases are part of `compare` only".into(),
+            });
+        }
+
         Ok(Settings {
             command,
             stores,
@@ -393,6 +410,7 @@ impl Settings {
             out_dir,
             quiet,
             keep_data,
+            async_writes,
         })
     }
 }
@@ -653,6 +671,28 @@ mod tests {
         assert_eq!(&names[..2], ["walrus-mmap", "walrus-fd"]);
         assert!(names.contains(&"raw".to_string()));
         assert_eq!(c.rounds, 3);
+    }
+
+    #[test]
+    fn async_cases_are_a_compare_setting() {
+        assert!(!resolve(Command::Compare, &[]).unwrap().async_writes);
+        assert!(
+            resolve(Command::Compare, &[("ASYNC", "1")])
+                .unwrap()
+                .async_writes
+        );
+        let args = BenchArgs {
+            async_writes: Some("1".into()),
+            ..BenchArgs::default()
+        };
+        let flagged = Settings::resolve(Command::Compare, &args, &HashMap::new()).unwrap();
+        assert!(flagged.async_writes);
+        let line = error_line(Command::Write, &[("ASYNC", "1")]);
+        assert!(
+            line.contains("ASYNC=1") && line.contains("compare"),
+            "{line}"
+        );
+        assert!(error_line(Command::Compare, &[("ASYNC", "sometimes")]).contains("ASYNC"));
     }
 
     #[test]

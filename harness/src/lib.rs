@@ -7,6 +7,7 @@
 //! number for another differ only by the store. A workload that reads back
 //! wrong data fails instead of reporting a throughput.
 
+mod async_workload;
 mod bench;
 pub mod cli;
 mod compare;

@@ -22,6 +22,9 @@ pub enum Workload {
     Write(WriteSpec),
     /// Timed writes, then timed verified reads of what was written.
     Read { write: WriteSpec, read: ReadSpec },
+    /// `Write`, but from tasks on one tokio-uring thread awaiting each
+    /// append through the async front end (`crate::async_workload`).
+    AsyncWrite(WriteSpec),
 }
 
 /// Where cells put their data and whether they keep it.
@@ -54,6 +57,10 @@ pub fn run_cell(
     workload: &Workload,
     env: &RunEnv,
 ) -> Result<CellOutcome, BenchError> {
+    if let Workload::AsyncWrite(spec) = workload {
+        let open = crate::async_workload::AsyncOpen::Blocking(open);
+        return crate::async_workload::run_cell(open, label, config, spec, env);
+    }
     quiesce_disk();
     let dir = FreshDir::create(&env.data_dir, label, env.keep_data)?;
     let store = open(dir.path(), config).map_err(|source| BenchError::Store {
@@ -62,7 +69,7 @@ pub fn run_cell(
     })?;
     let store: &dyn LogStore = store.as_ref();
     let write_spec = match workload {
-        Workload::Write(w) => w,
+        Workload::Write(w) | Workload::AsyncWrite(w) => w,
         Workload::Read { write, .. } => write,
     };
     let written = write_phase(store, write_spec, &env.progress)?;
@@ -72,7 +79,9 @@ pub fn run_cell(
     let disk_bytes = disk_usage_bytes(dir.path())
         .map_err(|e| BenchError::io(format!("measuring {}", dir.path().display()), e))?;
     let (read, verified_entries) = match workload {
-        Workload::Write(spec) => (None, verify_written(store, spec, &written)?),
+        Workload::Write(spec) | Workload::AsyncWrite(spec) => {
+            (None, verify_written(store, spec, &written)?)
+        }
         Workload::Read { write, read } => {
             let stats = read_phase(store, read, write.entry_size, &written.acked, &env.progress)?;
             let verified = stats.entries;
@@ -93,20 +102,20 @@ pub fn run_cell(
 /// runs next: on ext4 an appending fdatasync waits for a journal commit,
 /// which waits for that writeback, so sync-each numbers would depend on
 /// what ran before rather than on the store.
-fn quiesce_disk() {
+pub(crate) fn quiesce_disk() {
     // SAFETY: sync(2) takes no arguments, touches no memory of ours and
     // cannot fail.
     unsafe { libc::sync() };
 }
 
 /// A data directory no earlier run has touched, removed on drop unless kept.
-struct FreshDir {
+pub(crate) struct FreshDir {
     path: PathBuf,
     keep: bool,
 }
 
 impl FreshDir {
-    fn create(parent: &Path, label: &str, keep: bool) -> Result<FreshDir, BenchError> {
+    pub(crate) fn create(parent: &Path, label: &str, keep: bool) -> Result<FreshDir, BenchError> {
         static NEXT: AtomicU64 = AtomicU64::new(0);
         std::fs::create_dir_all(parent)
             .map_err(|e| BenchError::io(format!("creating {}", parent.display()), e))?;
@@ -121,7 +130,7 @@ impl FreshDir {
         }
     }
 
-    fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         &self.path
     }
 }

@@ -19,7 +19,7 @@ use crate::payload::{PayloadGen, TopicVerifier};
 use crate::progress::Progress;
 
 /// Bytes per `batch_read` when reading everything back for verification.
-const VERIFY_READ_BYTES: usize = 4 << 20;
+pub(crate) const VERIFY_READ_BYTES: usize = 4 << 20;
 /// How often the coordinator wakes to check the clock and redraw progress.
 const TICK: Duration = Duration::from_millis(200);
 
@@ -99,6 +99,23 @@ impl PhaseStats {
         self.entries as f64 / self.elapsed.as_secs_f64().max(1e-9)
     }
 
+    /// Sets the phase's time, latency summary and CPU share once its workers
+    /// are done: the phase ran from `start` until the last worker finished.
+    pub(crate) fn close_phase(
+        &mut self,
+        start: Instant,
+        last_finish: Instant,
+        cpu_start: Duration,
+        latencies: &LatencyRecorder,
+    ) {
+        let cpu = process_cpu_time().saturating_sub(cpu_start);
+        self.elapsed = last_finish
+            .duration_since(start)
+            .max(Duration::from_micros(1));
+        self.latency = latencies.summary();
+        self.cpu_usage_pct = cpu.as_secs_f64() / self.elapsed.as_secs_f64() * 100.0;
+    }
+
     /// MiB (2^20 bytes) per second.
     pub fn mb_per_sec(&self) -> f64 {
         self.bytes as f64 / (1u64 << 20) as f64 / self.elapsed.as_secs_f64().max(1e-9)
@@ -116,10 +133,10 @@ pub struct Written {
     pub logical_bytes: u64,
 }
 
-const BENCH_PREFIX: &str = "bench";
-const WARMUP_PREFIX: &str = "warmup";
+pub(crate) const BENCH_PREFIX: &str = "bench";
+pub(crate) const WARMUP_PREFIX: &str = "warmup";
 
-fn topic_name(prefix: &str, mode: TopicMode, writer: usize) -> String {
+pub(crate) fn topic_name(prefix: &str, mode: TopicMode, writer: usize) -> String {
     match mode {
         TopicMode::PerThread => format!("{prefix}-t{writer}"),
         TopicMode::Shared => format!("{prefix}-shared"),
@@ -447,12 +464,7 @@ where
         if let Some(e) = first_error {
             return Err(e);
         }
-        let cpu = process_cpu_time().saturating_sub(cpu_start);
-        stats.elapsed = last_finish
-            .duration_since(start)
-            .max(Duration::from_micros(1));
-        stats.latency = merged.summary();
-        stats.cpu_usage_pct = cpu.as_secs_f64() / stats.elapsed.as_secs_f64() * 100.0;
+        stats.close_phase(start, last_finish, cpu_start, &merged);
         Ok((stats, per_worker))
     })
 }

@@ -63,7 +63,9 @@ fn a_correct_store_passes_every_workload() {
         let o = run(Fault::None, &w).unwrap_or_else(|e| panic!("{w:?}: {e}"));
         assert!(o.write.entries > 0, "{w:?} wrote nothing");
         match &w {
-            Workload::Write(_) => assert_eq!(o.verified_entries, o.write.entries),
+            Workload::Write(_) | Workload::AsyncWrite(_) => {
+                assert_eq!(o.verified_entries, o.write.entries)
+            }
             Workload::Read { .. } => {
                 let r = o.read.as_ref().unwrap();
                 assert!(r.entries > 0 && r.entries <= o.write.entries);

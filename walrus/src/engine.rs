@@ -14,6 +14,7 @@ use crate::topic::{Block, Topic};
 use parking_lot::{Condvar, Mutex, RwLock};
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
+use std::os::fd::BorrowedFd;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -194,6 +195,163 @@ pub struct TopicInfo {
     pub next_to_read: u64,
     /// Sequence number the next append gets.
     pub next_to_append: u64,
+}
+
+/// An append that is written but may not be durable yet: returned by
+/// [`Walrus::append_pending`]. Dropping it does not undo the write; the
+/// entries stay in the log and a later sync makes them durable, but the
+/// append was never acknowledged.
+#[must_use = "an append is acknowledged only once its PendingWrite is durable"]
+pub struct PendingWrite {
+    /// `None` when the schedule asks for no sync before acknowledging
+    /// (`Milliseconds`, `NoFsync`).
+    sync: Option<SegmentSync>,
+    ticket: u64,
+}
+
+impl PendingWrite {
+    /// Whether the append is already as durable as the schedule promises
+    /// at acknowledgement: always for `Milliseconds` and `NoFsync`; for
+    /// `SyncEach` once a sync of its segment that started after the write
+    /// has finished.
+    pub fn is_durable(&self) -> bool {
+        self.sync.as_ref().is_none_or(|s| s.is_synced(self.ticket))
+    }
+
+    /// The write's place in its segment's sequence of writes; a sync that
+    /// covers this ticket makes it durable.
+    pub fn ticket(&self) -> u64 {
+        self.ticket
+    }
+
+    /// The segment whose sync makes this write durable; `None` when the
+    /// schedule needs no sync before acknowledging.
+    pub fn segment(&self) -> Option<&SegmentSync> {
+        self.sync.as_ref()
+    }
+
+    /// Blocks until the append is durable, sharing the fdatasync with every
+    /// concurrent waiter on the same segment (group commit). A failed sync
+    /// is final: it fails this and every later write of the instance.
+    pub fn wait(self) -> Result<()> {
+        match &self.sync {
+            Some(sync) => sync.sync_append(self.ticket),
+            None => Ok(()),
+        }
+    }
+}
+
+/// The group commit of one segment file, for a driver that performs the
+/// covering sync itself (the async front end issues it through io_uring).
+/// The protocol: [`SegmentSync::try_lead`] makes the caller the one syncer
+/// of the file and names the last write a sync now covers; the caller
+/// fdatasyncs [`SegmentSync::fd`] (a duplicate of it) and reports the
+/// outcome with [`SyncLead::finish`]. Blocking waiters of the same file
+/// share that sync, and a failure fails the instance exactly as a failed
+/// blocking sync does.
+#[derive(Clone)]
+pub struct SegmentSync {
+    inner: Arc<Inner>,
+    segment: Arc<Segment>,
+}
+
+impl SegmentSync {
+    /// The segment's id (distinct among an instance's live segments).
+    pub fn id(&self) -> u64 {
+        self.segment.id
+    }
+
+    /// Whether a finished sync covers `ticket`.
+    pub fn is_synced(&self, ticket: u64) -> bool {
+        self.segment.sync.is_synced(ticket)
+    }
+
+    /// The segment file's descriptor, to duplicate for an external sync.
+    /// `None` for storage without one (the simulated storage of the
+    /// tests): sync those with [`SegmentSync::sync_through`].
+    pub fn fd(&self) -> Option<BorrowedFd<'_>> {
+        self.segment.file.fd()
+    }
+
+    /// Blocks until a sync covering `ticket` has finished, leading one if
+    /// none is running (the blocking group commit).
+    pub fn sync_through(&self, ticket: u64) -> Result<()> {
+        self.segment
+            .sync
+            .sync_through(ticket, &*self.segment.file)
+            .map_err(|e| self.fail(e))
+    }
+
+    /// As `sync_through`, for the appender that wrote `ticket`: a leader
+    /// first gathers concurrent appenders' writes (see `GroupSync`).
+    fn sync_append(&self, ticket: u64) -> Result<()> {
+        self.segment
+            .sync
+            .sync_append(ticket, &*self.segment.file)
+            .map_err(|e| self.fail(e))
+    }
+
+    /// Takes the lead of the next sync without blocking. `Ok(None)`: a sync
+    /// is in progress already (wait for it with `sync_through`). An error
+    /// means an earlier sync of this file failed; the instance is failed.
+    pub fn try_lead(&self) -> Result<Option<SyncLead>> {
+        match self.segment.sync.try_lead() {
+            Ok(lead) => Ok(lead.map(|target| SyncLead {
+                sync: self.clone(),
+                target,
+                finished: false,
+            })),
+            Err(e) => Err(self.fail(e)),
+        }
+    }
+
+    fn fail(&self, e: std::io::Error) -> Error {
+        let context = format!("syncing {}", self.segment.path.display());
+        self.inner.fail(Error::io(context, e))
+    }
+}
+
+/// The lead of one sync of a segment, from [`SegmentSync::try_lead`]. Until
+/// it is finished no other sync of the file starts; dropping it unfinished
+/// counts the sync as failed, because its outcome is unknown.
+#[must_use = "a lead must be finished with the outcome of its sync"]
+pub struct SyncLead {
+    sync: SegmentSync,
+    target: u64,
+    finished: bool,
+}
+
+impl SyncLead {
+    /// Every ticket up to this one is durable once the sync succeeds.
+    pub fn target(&self) -> u64 {
+        self.target
+    }
+
+    /// Records the outcome of an fdatasync of the segment that started after
+    /// this lead was taken. An error fails the instance (later writes get
+    /// [`Error::Failed`]) and is returned with its context.
+    pub fn finish(mut self, outcome: std::io::Result<()>) -> Result<()> {
+        self.finished = true;
+        self.sync.segment.sync.finish(self.target, outcome.is_ok());
+        outcome.map_err(|e| self.sync.fail(e))
+    }
+}
+
+impl Drop for SyncLead {
+    fn drop(&mut self) {
+        if !self.finished {
+            self.sync.segment.sync.abandon();
+            self.sync.fail(std::io::Error::other(
+                "a sync was abandoned before its outcome was known",
+            ));
+        }
+    }
+}
+
+/// What the write step of an append leaves for the durability step.
+struct Written {
+    segment: Arc<Segment>,
+    ticket: u64,
 }
 
 /// A topic-based write-ahead log. See the crate docs and `docs/format.md`.
@@ -381,12 +539,30 @@ impl Walrus {
     }
 
     pub fn append_for_topic(&self, topic: &str, payload: &[u8]) -> Result<()> {
-        self.inner.append(topic, &[payload])
+        self.append_pending(topic, &[payload])?.wait()
     }
 
     /// Appends up to 2,000 entries atomically: after a crash all or none are there.
     pub fn batch_append_for_topic(&self, topic: &str, payloads: &[&[u8]]) -> Result<()> {
-        self.inner.append(topic, payloads)
+        self.append_pending(topic, payloads)?.wait()
+    }
+
+    /// The first half of an append (one entry, or a batch of up to 2,000
+    /// entries kept atomic): writes the frame and returns without waiting
+    /// for the fsync that `SyncEach` needs. The entries are readable at once
+    /// and survive a process crash; they are acknowledged (durable as the
+    /// schedule promises) only once the returned [`PendingWrite`] is. The
+    /// blocking appends are `append_pending(..)?.wait()`.
+    pub fn append_pending(&self, topic: &str, payloads: &[&[u8]]) -> Result<PendingWrite> {
+        let written = self.inner.write(topic, payloads)?;
+        let sync = (self.inner.fsync == FsyncSchedule::SyncEach).then(|| SegmentSync {
+            inner: self.inner.clone(),
+            segment: written.segment,
+        });
+        Ok(PendingWrite {
+            sync,
+            ticket: written.ticket,
+        })
     }
 
     pub fn read_next(&self, topic: &str, checkpoint: bool) -> Result<Option<Entry>> {
@@ -541,7 +717,10 @@ impl Inner {
         Ok(topic.clone())
     }
 
-    fn append(&self, topic_name: &str, payloads: &[&[u8]]) -> Result<()> {
+    /// The write step of an append: validates, encodes the frame and writes
+    /// it under the topic's writer lock. Readers see the entries when this
+    /// returns; the caller decides how to wait for durability.
+    fn write(&self, topic_name: &str, payloads: &[&[u8]]) -> Result<Written> {
         validate_topic(topic_name)?;
         validate_batch_len(payloads.len())?;
         let len = frame_len(payloads.iter().map(|p| p.len()));
@@ -588,15 +767,7 @@ impl Inner {
             block.commit(off + need, w.next_seq);
             (block.segment.clone(), block.segment.sync.note_write())
         };
-        if self.fsync == FsyncSchedule::SyncEach {
-            segment
-                .sync
-                .sync_append(ticket, &*segment.file)
-                .map_err(|e| {
-                    self.fail(Error::io(format!("syncing {}", segment.path.display()), e))
-                })?;
-        }
-        Ok(())
+        Ok(Written { segment, ticket })
     }
 
     /// Gives the topic a fresh extent with room for a frame of `need` bytes.

@@ -34,7 +34,7 @@ mod storage;
 pub mod store;
 mod topic;
 
-pub use engine::{TopicInfo, Walrus, WalrusBuilder};
+pub use engine::{PendingWrite, SegmentSync, SyncLead, TopicInfo, Walrus, WalrusBuilder};
 pub use recovery::{Dropped, RecoveryReport};
 pub use storage::Backend;
 pub use store::{

@@ -94,6 +94,11 @@ impl GroupSync {
         self.written.load(Ordering::Acquire)
     }
 
+    /// Whether a finished sync covers `ticket`.
+    pub fn is_synced(&self, ticket: u64) -> bool {
+        self.synced.load(Ordering::Acquire) >= ticket
+    }
+
     /// Returns once a sync that started after `ticket`'s write has finished.
     pub fn sync_through(&self, ticket: u64, file: &dyn StorageFile) -> io::Result<()> {
         self.sync(ticket, file, false)
@@ -106,16 +111,15 @@ impl GroupSync {
     }
 
     fn sync(&self, ticket: u64, file: &dyn StorageFile, gather: bool) -> io::Result<()> {
-        let failed = || io::Error::other("an earlier fsync of this file failed");
-        if self.synced.load(Ordering::Acquire) >= ticket {
+        if self.is_synced(ticket) {
             return Ok(());
         }
         let mut in_progress = self.in_progress.lock();
         loop {
             if self.failed.load(Ordering::Acquire) {
-                return Err(failed());
+                return Err(earlier_failure());
             }
-            if self.synced.load(Ordering::Acquire) >= ticket {
+            if self.is_synced(ticket) {
                 return Ok(());
             }
             if *in_progress {
@@ -132,20 +136,56 @@ impl GroupSync {
             let result = file.sync();
             self.last_sync_nanos
                 .store(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
-            in_progress = self.in_progress.lock();
-            *in_progress = false;
-            match &result {
-                Ok(()) => {
-                    let before = self.synced.fetch_max(target, Ordering::AcqRel);
-                    self.last_batch
-                        .store(target.saturating_sub(before), Ordering::Relaxed);
-                }
-                Err(_) => self.failed.store(true, Ordering::Release),
-            }
-            self.done.notify_all();
+            self.finish(target, result.is_ok());
             result?;
+            in_progress = self.in_progress.lock();
         }
     }
+
+    /// Becomes the leader of the next sync without blocking, for a caller
+    /// that performs the sync itself (the async front end). `Ok(None)`: a
+    /// sync is already in progress. On `Ok(Some(target))` the caller must
+    /// sync the file and then call [`GroupSync::finish`]`(target, ..)`
+    /// (or [`GroupSync::abandon`]); a successful sync covers every ticket up
+    /// to `target`.
+    pub fn try_lead(&self) -> io::Result<Option<u64>> {
+        let mut in_progress = self.in_progress.lock();
+        if self.failed.load(Ordering::Acquire) {
+            return Err(earlier_failure());
+        }
+        if *in_progress {
+            return Ok(None);
+        }
+        *in_progress = true;
+        Ok(Some(self.written.load(Ordering::Acquire)))
+    }
+
+    /// Ends the sync a leader started: records what a successful sync
+    /// covered, or that the file failed, and wakes the waiters.
+    pub fn finish(&self, target: u64, ok: bool) {
+        let mut in_progress = self.in_progress.lock();
+        *in_progress = false;
+        if ok {
+            let before = self.synced.fetch_max(target, Ordering::AcqRel);
+            self.last_batch
+                .store(target.saturating_sub(before), Ordering::Relaxed);
+        } else {
+            self.failed.store(true, Ordering::Release);
+        }
+        self.done.notify_all();
+    }
+
+    /// Ends a sync whose outcome nobody will learn (its driver went away
+    /// mid-flight). It counts as failed: had it failed, the error would be
+    /// lost, and a later fsync of the same open file could succeed without
+    /// the lost pages on disk.
+    pub fn abandon(&self) {
+        self.finish(0, false);
+    }
+}
+
+fn earlier_failure() -> io::Error {
+    io::Error::other("an earlier fsync of this file failed")
 }
 
 impl GroupSync {
@@ -329,5 +369,84 @@ impl Allocator {
             .map_err(|e| io("syncing the directory of", e))?;
         self.next_id += 1;
         Ok(Arc::new(Segment::new(id, path, file, size_bytes)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::sim::{Fault, FaultKind, SimStorage};
+    use crate::storage::{FileKind, OpenMode, Storage};
+
+    fn file() -> Arc<dyn StorageFile> {
+        SimStorage::new()
+            .open(Path::new("/d/f"), OpenMode::CreateNew, FileKind::Small)
+            .unwrap()
+    }
+
+    #[test]
+    fn a_lead_covers_writes_before_it_and_excludes_other_syncs() {
+        let g = GroupSync::new();
+        let (t1, t2) = (g.note_write(), g.note_write());
+        let target = g.try_lead().unwrap().expect("nobody else syncs");
+        assert_eq!(target, t2);
+        assert_eq!(g.try_lead().unwrap(), None, "one sync at a time");
+        let t3 = g.note_write();
+        g.finish(target, true);
+        assert!(g.is_synced(t1) && g.is_synced(t2));
+        assert!(!g.is_synced(t3), "written after the lead was taken");
+        assert_eq!(g.try_lead().unwrap(), Some(t3));
+    }
+
+    #[test]
+    fn a_blocking_waiter_shares_an_external_sync() {
+        let g = Arc::new(GroupSync::new());
+        let f = file();
+        let ticket = g.note_write();
+        let target = g.try_lead().unwrap().unwrap();
+        let waiter = {
+            let (g, f) = (g.clone(), f.clone());
+            std::thread::spawn(move || g.sync_through(ticket, &*f))
+        };
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        assert!(!waiter.is_finished(), "waits while the lead is out");
+        g.finish(target, true);
+        waiter.join().unwrap().unwrap();
+    }
+
+    #[test]
+    fn a_failed_or_abandoned_lead_is_final() {
+        for abandon in [false, true] {
+            let g = GroupSync::new();
+            let f = file();
+            let ticket = g.note_write();
+            let target = g.try_lead().unwrap().unwrap();
+            if abandon {
+                g.abandon();
+            } else {
+                g.finish(target, false);
+            }
+            assert!(!g.is_synced(ticket));
+            assert!(g.try_lead().is_err());
+            assert!(g.sync_through(ticket, &*f).is_err(), "never a false ack");
+        }
+    }
+
+    #[test]
+    fn sync_through_reports_a_failed_fsync_to_the_leader_and_after() {
+        let sim = SimStorage::new();
+        let f = sim
+            .open(Path::new("/d/f"), OpenMode::CreateNew, FileKind::Small)
+            .unwrap();
+        let g = GroupSync::new();
+        let ticket = g.note_write();
+        sim.inject(Fault {
+            kind: FaultKind::Sync,
+            nth: 0,
+            errno: libc::EIO,
+        });
+        let err = g.sync_through(ticket, &*f).unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::EIO));
+        assert!(g.sync_through(ticket, &*f).is_err());
     }
 }

@@ -5,6 +5,7 @@ use super::{FdStorage, FileKind, OpenMode, Storage, StorageFile};
 use memmap2::{Advice, MmapRaw, UncheckedAdvice};
 use std::fs::File;
 use std::io;
+use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::io::AsRawFd;
 use std::path::Path;
 use std::sync::Arc;
@@ -127,6 +128,16 @@ impl StorageFile for MmapFile {
 
     fn sync(&self) -> io::Result<()> {
         self.map.flush()
+    }
+
+    /// fdatasync of this descriptor is what `sync` does: on Linux,
+    /// msync(MS_SYNC) of a shared file mapping is `vfs_fsync_range(file, ..,
+    /// datasync = 1)` over the range (mm/msync.c), and stores through a
+    /// MAP_SHARED mapping dirty the file's page-cache pages themselves (the
+    /// write fault marks them dirty), so fdatasync of the file writes them
+    /// back just as msync does.
+    fn fd(&self) -> Option<BorrowedFd<'_>> {
+        Some(self.file.as_fd())
     }
 
     fn evict(&self, offset: u64, len: u64) {

@@ -14,6 +14,7 @@ pub use fd::FdStorage;
 pub use mmap::MmapStorage;
 
 use std::io;
+use std::os::fd::BorrowedFd;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -66,6 +67,15 @@ pub trait StorageFile: Send + Sync {
     /// pages need not count against this process (mmap: MADV_DONTNEED).
     /// The data stays in the file and in the page cache.
     fn evict(&self, _offset: u64, _len: u64) {}
+
+    /// The file's descriptor, for a caller that syncs it by other means (the
+    /// async front end issues an io_uring fdatasync on a duplicate of it).
+    /// Only backends whose `sync` is equivalent to fdatasync of this
+    /// descriptor return one; the others (the simulated storage) return None
+    /// and are synced through [`StorageFile::sync`].
+    fn fd(&self) -> Option<BorrowedFd<'_>> {
+        None
+    }
 
     /// Reads several ranges; backends with io_uring submit them together.
     fn read_ranges(&self, ranges: &mut [(u64, &mut [u8])]) -> io::Result<()> {
