@@ -40,7 +40,7 @@ pub fn parse_segment_name(name: &str) -> Option<u64> {
 /// groups of half the size. So an appending leader first gathers: while the
 /// previous sync covered several writes, it waits until as many are pending
 /// again, for at most a quarter of the previous sync's duration. It sleeps
-/// on a condition variable that each write signals while it waits (a
+/// on a condition variable that the write completing the group signals (a
 /// yielding thread could lose the CPU for a whole time slice on a busy
 /// machine). A lone appender never waits.
 pub struct GroupSync {
@@ -54,8 +54,9 @@ pub struct GroupSync {
     /// Writes the previous sync covered, and how long it took.
     last_batch: AtomicU64,
     last_sync_nanos: AtomicU64,
-    /// A leader is gathering: writes signal `gathered`.
-    gathering: AtomicBool,
+    /// While a leader gathers: the pending writes it waits for (0 when no
+    /// leader gathers). The write that completes them signals `gathered`.
+    gather_want: AtomicU64,
     gather_lock: Mutex<()>,
     gathered: Condvar,
 }
@@ -73,7 +74,7 @@ impl GroupSync {
             failed: AtomicBool::new(false),
             last_batch: AtomicU64::new(0),
             last_sync_nanos: AtomicU64::new(0),
-            gathering: AtomicBool::new(false),
+            gather_want: AtomicU64::new(0),
             gather_lock: Mutex::new(()),
             gathered: Condvar::new(),
         }
@@ -82,7 +83,8 @@ impl GroupSync {
     /// Call after a write has completed; the ticket names it.
     pub fn note_write(&self) -> u64 {
         let ticket = self.written.fetch_add(1, Ordering::SeqCst) + 1;
-        if self.gathering.load(Ordering::SeqCst) {
+        let want = self.gather_want.load(Ordering::SeqCst);
+        if want != 0 && ticket.saturating_sub(self.synced.load(Ordering::Acquire)) >= want {
             let _lock = self.gather_lock.lock();
             self.gathered.notify_one();
         }
@@ -203,15 +205,15 @@ impl GroupSync {
             self.written.load(Ordering::SeqCst).saturating_sub(synced)
         };
         let mut lock = self.gather_lock.lock();
-        self.gathering.store(true, Ordering::SeqCst);
-        // A write that misses the flag is still counted by `pending`; one
-        // that sees it signals under the lock, after this thread waits.
+        self.gather_want.store(want, Ordering::SeqCst);
+        // A write that misses `gather_want` is still counted by `pending`;
+        // one that sees it signals under the lock, after this thread waits.
         while pending() < want {
             if self.gathered.wait_until(&mut lock, deadline).timed_out() {
                 break;
             }
         }
-        self.gathering.store(false, Ordering::SeqCst);
+        self.gather_want.store(0, Ordering::SeqCst);
     }
 }
 
