@@ -72,6 +72,11 @@ impl Syncer {
     /// Resolves once `pending` is durable (or its sync failed).
     pub(crate) async fn durable(&self, pending: PendingWrite) -> Result<()> {
         let Some(sync) = pending.segment().filter(|_| !pending.is_durable()) else {
+            // Nothing to wait for (NoFsync, Milliseconds). Still spend a
+            // unit of the task's coop budget: a task appending in a loop
+            // would otherwise never yield, and starve every other task on
+            // the thread, timers included.
+            tokio::task::coop::consume_budget().await;
             return Ok(());
         };
         let (tx, rx) = oneshot::channel();
