@@ -117,12 +117,20 @@ impl StorageFile for MmapFile {
             return Err(io::Error::from_raw_os_error(rc));
         }
         // Fault the extent's pages in with one call rather than one page
-        // fault per 4 KiB on the append path. Only a hint: kernels before
-        // 5.14 refuse it and appends then fault pages in as they go.
+        // fault per 4 KiB on the append path. Kernels before 5.14 do not
+        // know the advice (EINVAL), and appends then fault pages in as they
+        // go. Any other failure means a later store into these pages could
+        // fault fatally (SIGBUS) instead of returning an error, so it is
+        // reported here.
         #[cfg(target_os = "linux")]
-        let _ = self
+        if let Err(e) = self
             .map
-            .advise_range(Advice::PopulateWrite, offset as usize, len as usize);
+            .advise_range(Advice::PopulateWrite, offset as usize, len as usize)
+        {
+            if e.raw_os_error() != Some(libc::EINVAL) {
+                return Err(e);
+            }
+        }
         Ok(())
     }
 
