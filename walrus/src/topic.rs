@@ -6,6 +6,7 @@ use crate::segment::Segment;
 use crate::store::{Entry, Error, Result};
 use parking_lot::{Mutex, RwLock};
 use std::collections::VecDeque;
+use std::ops::Range;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -113,17 +114,30 @@ pub struct Frame {
     /// The buffer the frame was read into: its own, or a batch read-ahead
     /// buffer that it shares with the frames after it (no copy per frame).
     buf: Arc<Vec<u8>>,
-    /// Where each payload lies in `buf`.
-    ranges: Vec<std::ops::Range<usize>>,
+    payloads: Payloads,
+}
+
+/// Where each payload of a frame lies in its buffer. Most frames hold one
+/// entry, which needs no allocation.
+enum Payloads {
+    One(Range<usize>),
+    Many(Vec<Range<usize>>),
 }
 
 impl Frame {
     pub fn entries(&self) -> usize {
-        self.ranges.len()
+        match &self.payloads {
+            Payloads::One(_) => 1,
+            Payloads::Many(ranges) => ranges.len(),
+        }
     }
 
     pub fn payload(&self, idx: usize) -> &[u8] {
-        &self.buf[self.ranges[idx].clone()]
+        let range = match &self.payloads {
+            Payloads::One(range) => range,
+            Payloads::Many(ranges) => &ranges[idx],
+        };
+        &self.buf[range.clone()]
     }
 }
 
@@ -263,16 +277,20 @@ impl Topic {
 
     /// Reads and checks the frame at `off` (below `committed_off`), from the
     /// frame the cursor is in, from prefetched bytes, or from the file.
-    fn frame_at(
+    fn frame_at<'s>(
         &self,
         block: &Block,
         off: u64,
         committed_off: u64,
-        src: &mut FrameSource,
-    ) -> Result<Arc<Frame>> {
+        src: &'s mut FrameSource,
+    ) -> Result<&'s Frame> {
         let segment = &block.segment;
-        if let Some(frame) = src.last.as_ref().filter(|f| f.key == (segment.id, off)) {
-            return Ok(frame.clone());
+        if src
+            .last
+            .as_ref()
+            .is_some_and(|f| f.key == (segment.id, off))
+        {
+            return Ok(src.last.as_ref().expect("checked above"));
         }
         let room = committed_off - off;
         let prefetched = src
@@ -283,9 +301,7 @@ impl Topic {
             Some((buf, at)) => decode_frame(segment, off, room, buf, at)?,
             None => read_frame(segment, off, room)?,
         };
-        let frame = Arc::new(frame);
-        src.last = Some(frame.clone());
-        Ok(frame)
+        Ok(src.last.insert(frame))
     }
 
     /// Reads ahead, in one submission, the committed bytes from `pos` on:
@@ -362,7 +378,7 @@ const MAX_PREFETCH_RANGES: usize = 8;
 /// bounded by one batch).
 #[derive(Default)]
 pub struct FrameSource {
-    pub last: Option<Arc<Frame>>,
+    pub last: Option<Frame>,
     pub prefetched: Vec<Prefetched>,
 }
 
@@ -382,7 +398,6 @@ impl FrameSource {
     /// frame too if it lives in one of them, so that an idle reader holds at
     /// most one frame.
     pub fn end_batch(&mut self) {
-        self.prefetched.clear();
         if self
             .last
             .as_ref()
@@ -390,6 +405,7 @@ impl FrameSource {
         {
             self.last = None;
         }
+        self.prefetched.clear();
     }
 }
 
@@ -450,18 +466,25 @@ fn decode_frame(
             "frame length changed under the reader".into(),
         ));
     };
-    let ranges = h
-        .payload_ranges(bytes)
-        .map_err(|e| frame_corrupt(segment, off, e.to_string()))?
-        .into_iter()
-        .map(|r| r.start + at..r.end + at)
-        .collect();
+    let corrupt = |e: crate::format::FrameError| frame_corrupt(segment, off, e.to_string());
+    let payloads = if h.count == 1 {
+        h.verify(bytes).map_err(corrupt)?;
+        Payloads::One(at + FRAME_HEADER_LEN + 4..at + bytes.len())
+    } else {
+        let ranges = h.payload_ranges(bytes).map_err(corrupt)?;
+        Payloads::Many(
+            ranges
+                .into_iter()
+                .map(|r| r.start + at..r.end + at)
+                .collect(),
+        )
+    };
     Ok(Frame {
         key: (segment.id, off),
         first_seq: h.first_seq,
         len_padded: crate::format::align_up(h.len, ALIGN),
         buf,
-        ranges,
+        payloads,
     })
 }
 
