@@ -113,9 +113,16 @@ fn store_config(fsync: FsyncSchedule, consistency: ReadConsistency) -> StoreConf
     StoreConfig { consistency, fsync }
 }
 
-fn run_writes(settings: &Settings, open: &OpenKind<'_>) -> Result<CommandOutput, BenchError> {
+/// Runs one write cell per store × fsync mode × batch size × thread count,
+/// in that order, and returns a row per cell that ran (failures go to
+/// `out`). `what` names a cell in the progress line.
+fn run_write_cells(
+    settings: &Settings,
+    open: &OpenKind<'_>,
+    out: &mut CommandOutput,
+    what: impl Fn(&WriteSpec, FsyncSchedule) -> String,
+) -> Vec<WriteRow> {
     let env = run_env(settings);
-    let mut out = CommandOutput::default();
     let mut rows = Vec::new();
     let total = settings.stores.len()
         * settings.fsync.len()
@@ -128,10 +135,6 @@ fn run_writes(settings: &Settings, open: &OpenKind<'_>) -> Result<CommandOutput,
                 for &threads in &settings.threads {
                     n += 1;
                     let spec = write_spec(settings, threads, batch);
-                    let what = format!(
-                        "write threads={threads} fsync={fsync} entry={}B batch={batch} topics={}",
-                        spec.entry_size, spec.topics
-                    );
                     let config = store_config(fsync, settings.consistency[0]);
                     let Some(o) = announce_and_run(
                         open,
@@ -140,7 +143,7 @@ fn run_writes(settings: &Settings, open: &OpenKind<'_>) -> Result<CommandOutput,
                             config,
                             workload: &Workload::Write(spec.clone()),
                             position: (n, total),
-                            what: &what,
+                            what: &what(&spec, fsync),
                         },
                         &env,
                         &mut out.failures,
@@ -152,6 +155,17 @@ fn run_writes(settings: &Settings, open: &OpenKind<'_>) -> Result<CommandOutput,
             }
         }
     }
+    rows
+}
+
+fn run_writes(settings: &Settings, open: &OpenKind<'_>) -> Result<CommandOutput, BenchError> {
+    let mut out = CommandOutput::default();
+    let rows = run_write_cells(settings, open, &mut out, |spec, fsync| {
+        format!(
+            "write threads={} fsync={fsync} entry={}B batch={} topics={}",
+            spec.threads, spec.entry_size, spec.batch_size, spec.topics
+        )
+    });
     let table_rows: Vec<Vec<String>> = rows
         .iter()
         .map(|r| {
@@ -217,60 +231,34 @@ fn write_row(kind: StoreKind, fsync: FsyncSchedule, spec: &WriteSpec, o: &CellOu
 }
 
 fn run_scaling(settings: &Settings, open: &OpenKind<'_>) -> Result<CommandOutput, BenchError> {
-    let env = run_env(settings);
     let mut out = CommandOutput::default();
-    let mut rows = Vec::new();
-    let total = settings.stores.len()
-        * settings.fsync.len()
-        * settings.batch_sizes.len()
-        * settings.threads.len();
-    let mut n = 0;
-    for &kind in &settings.stores {
-        for &fsync in &settings.fsync {
-            for &batch in &settings.batch_sizes {
-                for &threads in &settings.threads {
-                    n += 1;
-                    let spec = write_spec(settings, threads, batch);
-                    let what = format!("scaling threads={threads} fsync={fsync} batch={batch}");
-                    let config = store_config(fsync, settings.consistency[0]);
-                    let Some(o) = announce_and_run(
-                        open,
-                        CellRequest {
-                            kind,
-                            config,
-                            workload: &Workload::Write(spec.clone()),
-                            position: (n, total),
-                            what: &what,
-                        },
-                        &env,
-                        &mut out.failures,
-                    ) else {
-                        continue;
-                    };
-                    let w = write_row(kind, fsync, &spec, &o);
-                    rows.push(ScalingRow {
-                        threads,
-                        ops_per_sec: w.ops_per_sec,
-                        mb_per_sec: w.mb_per_sec,
-                        cpu_usage: w.cpu_usage,
-                        fsync_mode: w.fsync_mode,
-                        avg_latency_us: w.avg_latency_us,
-                        p50_us: w.p50_us,
-                        p99_us: w.p99_us,
-                        p999_us: w.p999_us,
-                        max_us: w.max_us,
-                        store: w.store,
-                        backend: w.backend,
-                        entry_size: w.entry_size,
-                        batch_size: w.batch_size,
-                        topics: w.topics,
-                        disk_bytes: w.disk_bytes,
-                        space_amp: w.space_amp,
-                    });
-                }
-            }
-        }
-    }
+    let rows: Vec<ScalingRow> = run_write_cells(settings, open, &mut out, |spec, fsync| {
+        format!(
+            "scaling threads={} fsync={fsync} batch={}",
+            spec.threads, spec.batch_size
+        )
+    })
+    .into_iter()
+    .map(|w| ScalingRow {
+        threads: w.threads,
+        ops_per_sec: w.ops_per_sec,
+        mb_per_sec: w.mb_per_sec,
+        cpu_usage: w.cpu_usage,
+        fsync_mode: w.fsync_mode,
+        avg_latency_us: w.avg_latency_us,
+        p50_us: w.p50_us,
+        p99_us: w.p99_us,
+        p999_us: w.p999_us,
+        max_us: w.max_us,
+        store: w.store,
+        backend: w.backend,
+        entry_size: w.entry_size,
+        batch_size: w.batch_size,
+        topics: w.topics,
+        disk_bytes: w.disk_bytes,
+        space_amp: w.space_amp,
+    })
+    .collect();
     let table_rows: Vec<Vec<String>> = rows
         .iter()
         .map(|r| {
