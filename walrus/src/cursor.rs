@@ -3,9 +3,11 @@
 //!
 //! Persisting one cursor is one small append and (when asked) one fdatasync,
 //! so `StrictlyAtOnce` costs one sync per consuming read rather than the
-//! three of a write-temp-and-rename. The log is folded into a new snapshot
-//! (write temp, fsync, rename, fsync directory) when it grows past a bound,
-//! at every open, and after any failed write to it.
+//! three of a write-temp-and-rename. Consumers of different topics persisting
+//! at once share that fdatasync (the segments' group commit, `GroupSync`).
+//! The log is folded into a new snapshot (write temp, fsync, rename, fsync
+//! directory) when it grows past a bound, at every open, and after any
+//! failed write to it.
 //!
 //! ```text
 //! cursors.snap
@@ -27,9 +29,10 @@
 //! ```
 
 use crate::format::{crc64, FORMAT_VERSION};
+use crate::segment::GroupSync;
 use crate::storage::{FileKind, OpenMode, Storage, StorageFile};
 use crate::store::{Error, Result, MAX_TOPIC_LEN};
-use parking_lot::Mutex;
+use parking_lot::{Mutex, RwLock};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -45,6 +48,11 @@ const LOG_COMPACT_BYTES: u64 = 4 << 20;
 pub struct CursorStore {
     storage: Arc<dyn Storage>,
     dir: PathBuf,
+    /// Held shared by a persist from its log write until its sync has
+    /// finished, and exclusively by a compaction: the snapshot of a
+    /// compaction must hold every cursor whose record it retires with the
+    /// old log, so it waits for the persists in flight.
+    rotation: RwLock<()>,
     inner: Mutex<Inner>,
 }
 
@@ -53,9 +61,17 @@ struct Inner {
     /// `None` until the first compaction, and again after a failed write to
     /// the log: its tail may then hold a partial record, so nothing may be
     /// appended after it until a compaction starts a new log.
-    log: Option<Arc<dyn StorageFile>>,
+    log: Option<Log>,
     log_len: u64,
+    /// Cursors whose persist has succeeded (the only ones a snapshot takes).
     values: HashMap<String, u64>,
+}
+
+/// The current log and the group commit of its syncs.
+#[derive(Clone)]
+struct Log {
+    file: Arc<dyn StorageFile>,
+    sync: Arc<GroupSync>,
 }
 
 fn log_name(generation: u64) -> String {
@@ -97,6 +113,7 @@ impl CursorStore {
         let store = CursorStore {
             storage,
             dir: dir.to_owned(),
+            rotation: RwLock::new(()),
             inner: Mutex::new(Inner {
                 generation,
                 log: None,
@@ -110,62 +127,90 @@ impl CursorStore {
     /// Replaces every cursor at once and makes the result durable; used at
     /// open, after recovery has clamped cursors to the data that survived.
     pub fn reset(&self, values: HashMap<String, u64>) -> Result<()> {
+        let _rotation = self.rotation.write();
         let mut inner = self.inner.lock();
         inner.values = values;
         self.compact(&mut inner)
     }
 
     /// Records `topic`'s cursor; with `sync`, durably before returning.
+    /// Callers persist one topic at a time (its reader lock); different
+    /// topics may persist concurrently and then share the log's sync.
     pub fn persist(&self, topic: &str, next_seq: u64, sync: bool) -> Result<()> {
         debug_assert!(topic.len() <= MAX_TOPIC_LEN);
-        let mut inner = self.inner.lock();
-        let log = match &inner.log {
-            Some(log) if inner.log_len < LOG_COMPACT_BYTES => log.clone(),
-            _ => {
-                // The new value goes into the snapshot only if it is written:
-                // a failed persist must not move the cursor later on.
-                let old = inner.values.insert(topic.to_owned(), next_seq);
-                let result = self.compact(&mut inner);
-                if result.is_err() {
-                    match old {
-                        Some(old) => inner.values.insert(topic.to_owned(), old),
-                        None => inner.values.remove(topic),
-                    };
+        let rotation = self.rotation.read();
+        let (log, ticket) = {
+            let mut inner = self.inner.lock();
+            let log = match &inner.log {
+                Some(log) if inner.log_len < LOG_COMPACT_BYTES => log.clone(),
+                _ => {
+                    drop(inner);
+                    drop(rotation);
+                    return self.persist_by_compaction(topic, next_seq);
                 }
-                return result;
-            }
-        };
-        let record = encode_record(topic, next_seq);
-        let written = log.write_all_at(&record, inner.log_len).and_then(|()| {
-            if sync {
-                log.sync()
-            } else {
-                Ok(())
-            }
-        });
-        match written {
-            Ok(()) => {
-                inner.log_len += record.len() as u64;
-                inner.values.insert(topic.to_owned(), next_seq);
-                Ok(())
-            }
-            Err(e) => {
+            };
+            let record = encode_record(topic, next_seq);
+            if let Err(e) = log.file.write_all_at(&record, inner.log_len) {
                 inner.log = None;
-                Err(Error::io("persisting a cursor", e))
+                return Err(Error::io("persisting a cursor", e));
             }
+            inner.log_len += record.len() as u64;
+            let ticket = log.sync.note_write();
+            (log, ticket)
+        };
+        if sync {
+            if let Err(e) = log.sync.sync_append(ticket, &*log.file) {
+                self.retire(&log);
+                return Err(Error::io("syncing the cursor log", e));
+            }
+        }
+        self.inner.lock().values.insert(topic.to_owned(), next_seq);
+        Ok(())
+    }
+
+    /// Persists through a compaction, when the log is full or unusable. The
+    /// new value goes into the snapshot only if it is written: a failed
+    /// persist must not move the cursor later on.
+    fn persist_by_compaction(&self, topic: &str, next_seq: u64) -> Result<()> {
+        let _rotation = self.rotation.write();
+        let mut inner = self.inner.lock();
+        let old = inner.values.insert(topic.to_owned(), next_seq);
+        let result = self.compact(&mut inner);
+        if result.is_err() {
+            match old {
+                Some(old) => inner.values.insert(topic.to_owned(), old),
+                None => inner.values.remove(topic),
+            };
+        }
+        result
+    }
+
+    /// Stops appending to `log` after it failed (if it is still current).
+    fn retire(&self, log: &Log) {
+        let mut inner = self.inner.lock();
+        if inner
+            .log
+            .as_ref()
+            .is_some_and(|l| Arc::ptr_eq(&l.sync, &log.sync))
+        {
+            inner.log = None;
         }
     }
 
     /// Makes every cursor recorded so far durable.
     pub fn sync(&self) -> Result<()> {
-        let mut inner = self.inner.lock();
-        let Some(log) = inner.log.clone() else {
-            return self.compact(&mut inner);
+        let rotation = self.rotation.read();
+        let Some(log) = self.inner.lock().log.clone() else {
+            drop(rotation);
+            let _rotation = self.rotation.write();
+            return self.compact(&mut self.inner.lock());
         };
-        log.sync().map_err(|e| {
-            inner.log = None;
-            Error::io("syncing the cursor log", e)
-        })
+        log.sync
+            .sync_through(log.sync.current(), &*log.file)
+            .map_err(|e| {
+                self.retire(&log);
+                Error::io("syncing the cursor log", e)
+            })
     }
 
     /// Writes a new snapshot of generation g+1 and an empty log g+1, then
@@ -196,7 +241,10 @@ impl CursorStore {
         let old = self.dir.join(log_name(inner.generation));
         let _ = storage.remove(&old);
         inner.generation = next;
-        inner.log = Some(log);
+        inner.log = Some(Log {
+            file: log,
+            sync: Arc::new(GroupSync::new()),
+        });
         inner.log_len = LOG_HEADER_LEN;
         Ok(())
     }
