@@ -42,8 +42,13 @@ const LOG_MAGIC: [u8; 8] = *b"WALRUSCL";
 const LOG_HEADER_LEN: u64 = 32;
 const SNAP_NAME: &str = "cursors.snap";
 const SNAP_TMP_NAME: &str = "cursors.snap.tmp";
-/// The log is folded into a snapshot once it is this long.
-const LOG_COMPACT_BYTES: u64 = 4 << 20;
+/// A log is created at this length, zero-filled, so that appending records
+/// to it never needs a new block: on a full disk, consumers can still move
+/// their cursors (and so free the segments they used up).
+const LOG_BYTES: u64 = 256 << 10;
+/// The log is folded into a snapshot once it is this long; past it, it is
+/// still appended to while a compaction cannot find the space for its files.
+const LOG_COMPACT_BYTES: u64 = LOG_BYTES * 3 / 4;
 
 pub struct CursorStore {
     storage: Arc<dyn Storage>,
@@ -65,6 +70,9 @@ struct Inner {
     log_len: u64,
     /// Cursors whose persist has succeeded (the only ones a snapshot takes).
     values: HashMap<String, u64>,
+    /// Where the valid records of the log found at open end; that log can
+    /// be appended to if the compaction at open finds no space.
+    replayed_end: Option<u64>,
 }
 
 /// The current log and the group commit of its syncs.
@@ -94,9 +102,12 @@ impl CursorStore {
             (0, HashMap::new())
         };
         let current_log = log_name(generation);
-        if names.contains(&current_log) {
-            replay_log(&*storage, &dir.join(&current_log), generation, &mut values)?;
-        }
+        let replayed_end = if names.contains(&current_log) {
+            let path = dir.join(&current_log);
+            Some(replay_log(&*storage, &path, generation, &mut values)?)
+        } else {
+            None
+        };
         // Leftovers of an interrupted compaction.
         for name in &names {
             let stale_log =
@@ -119,6 +130,7 @@ impl CursorStore {
                 log: None,
                 log_len: LOG_HEADER_LEN,
                 values: HashMap::new(),
+                replayed_end,
             }),
         };
         Ok((store, values))
@@ -130,7 +142,36 @@ impl CursorStore {
         let _rotation = self.rotation.write();
         let mut inner = self.inner.lock();
         inner.values = values;
-        self.compact(&mut inner)
+        match self.compact(&mut inner) {
+            Err(e) if is_disk_full(&e) => self.resume_log(&mut inner).map_err(|_| e),
+            result => result,
+        }
+    }
+
+    /// Instead of a compaction at open on a full disk: goes on appending to
+    /// the log found at open, recording every cursor after its valid records.
+    fn resume_log(&self, inner: &mut Inner) -> Result<()> {
+        let end = inner
+            .replayed_end
+            .ok_or_else(|| Error::Failed("no cursor log".into()))?;
+        let path = self.dir.join(log_name(inner.generation));
+        let file = self
+            .storage
+            .open(&path, OpenMode::Existing, FileKind::Small)
+            .map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
+        let mut records = Vec::new();
+        for (topic, &next_seq) in &inner.values {
+            records.extend(encode_record(topic, next_seq));
+        }
+        file.write_all_at(&records, end)
+            .and_then(|()| file.sync())
+            .map_err(|e| Error::io(format!("writing {}", path.display()), e))?;
+        inner.log = Some(Log {
+            file,
+            sync: Arc::new(GroupSync::new()),
+        });
+        inner.log_len = end + records.len() as u64;
+        Ok(())
     }
 
     /// Records `topic`'s cursor; with `sync`, durably before returning.
@@ -138,34 +179,51 @@ impl CursorStore {
     /// topics may persist concurrently and then share the log's sync.
     pub fn persist(&self, topic: &str, next_seq: u64, sync: bool) -> Result<()> {
         debug_assert!(topic.len() <= MAX_TOPIC_LEN);
-        let rotation = self.rotation.read();
-        let (log, ticket) = {
-            let mut inner = self.inner.lock();
-            let log = match &inner.log {
-                Some(log) if inner.log_len < LOG_COMPACT_BYTES => log.clone(),
-                _ => {
-                    drop(inner);
-                    drop(rotation);
-                    return self.persist_by_compaction(topic, next_seq);
+        let record = encode_record(topic, next_seq);
+        // Set when a compaction found the disk full: the record then goes
+        // into the current log's preallocated tail if it fits.
+        let mut disk_full = None;
+        loop {
+            let rotation = self.rotation.read();
+            let (log, ticket) = {
+                let mut inner = self.inner.lock();
+                let fits = inner.log_len + record.len() as u64 <= LOG_BYTES;
+                let log = match &inner.log {
+                    Some(log) if inner.log_len < LOG_COMPACT_BYTES => log.clone(),
+                    Some(log) if disk_full.is_some() && fits => log.clone(),
+                    _ => {
+                        if let Some(e) = disk_full {
+                            return Err(e);
+                        }
+                        drop(inner);
+                        drop(rotation);
+                        match self.persist_by_compaction(topic, next_seq) {
+                            Err(e) if is_disk_full(&e) => {
+                                disk_full = Some(e);
+                                continue;
+                            }
+                            result => return result,
+                        }
+                    }
+                };
+                if let Err(e) = log.file.write_all_at(&record, inner.log_len) {
+                    inner.log = None;
+                    return Err(Error::io("persisting a cursor", e));
                 }
+                inner.log_len += record.len() as u64;
+                let ticket = log.sync.note_write();
+                (log, ticket)
             };
-            let record = encode_record(topic, next_seq);
-            if let Err(e) = log.file.write_all_at(&record, inner.log_len) {
-                inner.log = None;
-                return Err(Error::io("persisting a cursor", e));
+            if sync {
+                if let Err(e) = log.sync.sync_append(ticket, &*log.file) {
+                    self.retire(&log);
+                    return Err(Error::io("syncing the cursor log", e));
+                }
             }
-            inner.log_len += record.len() as u64;
-            let ticket = log.sync.note_write();
-            (log, ticket)
-        };
-        if sync {
-            if let Err(e) = log.sync.sync_append(ticket, &*log.file) {
-                self.retire(&log);
-                return Err(Error::io("syncing the cursor log", e));
-            }
+            self.inner.lock().values.insert(topic.to_owned(), next_seq);
+            drop(rotation);
+            return Ok(());
         }
-        self.inner.lock().values.insert(topic.to_owned(), next_seq);
-        Ok(())
     }
 
     /// Persists through a compaction, when the log is full or unusable. The
@@ -215,15 +273,16 @@ impl CursorStore {
 
     /// Writes a new snapshot of generation g+1 and an empty log g+1, then
     /// drops log g. A crash at any point leaves either the old snapshot with
-    /// its log or the new snapshot with its (empty) log.
+    /// its log or the new snapshot with its (empty) log. If it fails before
+    /// the rename, log g stays the current log; after it, no log is current
+    /// until a compaction succeeds (log g may no longer be the one replayed).
     fn compact(&self, inner: &mut Inner) -> Result<()> {
-        inner.log = None;
         let next = inner.generation + 1;
         let storage = &*self.storage;
-        let log = create_log(storage, &self.dir, next)?;
         let tmp = self.dir.join(SNAP_TMP_NAME);
         let snap = self.dir.join(SNAP_NAME);
         let io = |what: &str, path: &Path| format!("{what} {}", path.display());
+        let log = create_log(storage, &self.dir, next)?;
         let _ = storage.remove(&tmp);
         let file = storage
             .open(&tmp, OpenMode::CreateNew, FileKind::Small)
@@ -232,6 +291,7 @@ impl CursorStore {
         file.write_all_at(&bytes, 0)
             .map_err(|e| Error::io(io("writing", &tmp), e))?;
         file.sync().map_err(|e| Error::io(io("syncing", &tmp), e))?;
+        inner.log = None;
         storage
             .rename(&tmp, &snap)
             .map_err(|e| Error::io(io("renaming", &tmp), e))?;
@@ -246,8 +306,14 @@ impl CursorStore {
             sync: Arc::new(GroupSync::new()),
         });
         inner.log_len = LOG_HEADER_LEN;
+        inner.replayed_end = None;
         Ok(())
     }
+}
+
+/// Whether an error is a full disk (ENOSPC).
+fn is_disk_full(e: &Error) -> bool {
+    matches!(e, Error::Io { source, .. } if source.kind() == std::io::ErrorKind::StorageFull)
 }
 
 fn create_log(storage: &dyn Storage, dir: &Path, generation: u64) -> Result<Arc<dyn StorageFile>> {
@@ -262,7 +328,9 @@ fn create_log(storage: &dyn Storage, dir: &Path, generation: u64) -> Result<Arc<
     header[16..24].copy_from_slice(&generation.to_le_bytes());
     let crc = crc64(&[&header[0..24]]);
     header[24..32].copy_from_slice(&crc.to_le_bytes());
-    file.write_all_at(&header, 0)
+    let mut bytes = vec![0u8; LOG_BYTES as usize];
+    bytes[..header.len()].copy_from_slice(&header);
+    file.write_all_at(&bytes, 0)
         .and_then(|()| file.sync())
         .map_err(|e| Error::io(format!("writing {}", path.display()), e))?;
     Ok(file)
@@ -392,14 +460,15 @@ fn read_snapshot(storage: &dyn Storage, path: &Path) -> Result<(u64, HashMap<Str
     Ok((generation, values))
 }
 
-/// Applies the log's records in order. A torn or damaged record ends the
+/// Applies the log's records in order and returns where they end. A torn
+/// or damaged record (or the zeros of the preallocated tail) ends the
 /// replay: it can only be the tail of an interrupted append.
 fn replay_log(
     storage: &dyn Storage,
     path: &Path,
     generation: u64,
     values: &mut HashMap<String, u64>,
-) -> Result<()> {
+) -> Result<u64> {
     let b = read_all(storage, path)?;
     check_magic_and_version(&b, &LOG_MAGIC, path, "Walrus cursor log")?;
     let header_ok = b.len() >= LOG_HEADER_LEN as usize
@@ -431,7 +500,7 @@ fn replay_log(
         );
         at += 18 + len;
     }
-    Ok(())
+    Ok(at as u64)
 }
 
 #[cfg(test)]

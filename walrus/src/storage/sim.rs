@@ -78,6 +78,13 @@ struct State {
     durable_names: BTreeMap<PathBuf, Arc<Mutex<Image>>>,
     faults: Vec<Fault>,
     counts: HashMap<FaultKind, u64>,
+    /// No free block: creating a file, reserving space and writing past a
+    /// file's end fail with ENOSPC; writes inside a file still succeed.
+    full: bool,
+}
+
+fn no_space() -> io::Error {
+    io::Error::from_raw_os_error(libc::ENOSPC)
 }
 
 impl State {
@@ -114,6 +121,11 @@ impl SimStorage {
         let mut state = self.state.lock();
         fault.nth += state.counts.get(&fault.kind).copied().unwrap_or(0);
         state.faults.push(fault);
+    }
+
+    /// Fills the disk (or frees it again); see `State::full`.
+    pub fn set_full(&self, full: bool) {
+        self.state.lock().full = full;
     }
 
     pub fn clear_faults(&self) {
@@ -255,6 +267,7 @@ impl Storage for SimStorage {
                     path.display().to_string(),
                 ))
             }
+            (OpenMode::CreateNew, None) if state.full => return Err(no_space()),
             (OpenMode::CreateNew, None) => {
                 let mut image = Image::default();
                 if let FileKind::Segment { size_bytes } = kind {
@@ -338,14 +351,24 @@ impl StorageFile for SimFile {
     }
 
     fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
-        self.storage.lock().op(FaultKind::Write)?;
+        let full = {
+            let mut state = self.storage.lock();
+            state.op(FaultKind::Write)?;
+            state.full
+        };
         let mut image = self.image.lock();
+        if full && offset + buf.len() as u64 > image.volatile.len() as u64 {
+            return Err(no_space());
+        }
         apply(&mut image.volatile, offset, buf);
         image.pending.push((offset, buf.to_vec()));
         Ok(())
     }
 
     fn reserve(&self, _offset: u64, _len: u64) -> io::Result<()> {
+        if self.storage.lock().full {
+            return Err(no_space());
+        }
         Ok(())
     }
 
