@@ -414,10 +414,16 @@ impl Walrus {
         #[cfg(feature = "test-support")]
         let (storage, lock) = match &b.storage {
             Some(StorageOverride(s)) => (s.clone(), None),
-            None => (b.backend.storage(), Some(lock_dir(&b.data_dir, &dir)?)),
+            None => (
+                b.backend.storage(b.fsync == FsyncSchedule::SyncEach),
+                Some(lock_dir(&b.data_dir, &dir)?),
+            ),
         };
         #[cfg(not(feature = "test-support"))]
-        let (storage, lock) = (b.backend.storage(), Some(lock_dir(&b.data_dir, &dir)?));
+        let (storage, lock) = (
+            b.backend.storage(b.fsync == FsyncSchedule::SyncEach),
+            Some(lock_dir(&b.data_dir, &dir)?),
+        );
         if !b.quiet {
             tracing::info!("walrus: {} at {}", storage.describe(), dir.display());
         }

@@ -1,5 +1,13 @@
 //! The mmap backend: segments are mapped shared and written with memcpy;
 //! msync makes them durable. Small files (cursors) use plain descriptors.
+//!
+//! Under `SyncEach` appends go through the descriptor (`pwrite`) instead,
+//! and reads still come from the mapping (both use the same page cache).
+//! Syncing a file after nearly every append cleans its pages, and the
+//! kernel then write-protects their mappings: the next store into a mapped
+//! page takes a fault, and every cleaning shoots down TLB entries on every
+//! CPU. Measured: 8 threads under sync-each made 7.9k-10.1k appends/s
+//! through the mapping against 21.1k-22.6k through `pwrite`.
 
 use super::{FdStorage, FileKind, OpenMode, Storage, StorageFile};
 use memmap2::{Advice, MmapRaw, UncheckedAdvice};
@@ -10,11 +18,19 @@ use std::os::unix::io::AsRawFd;
 use std::path::Path;
 use std::sync::Arc;
 
-pub struct MmapStorage;
+/// `write_through_fd`: appends use `pwrite` rather than the mapping (for
+/// `SyncEach`; see the module documentation).
+pub struct MmapStorage {
+    pub write_through_fd: bool,
+}
 
 impl Storage for MmapStorage {
     fn describe(&self) -> String {
-        "mmap backend".into()
+        if self.write_through_fd {
+            "mmap backend (appends through pwrite: every append is synced)".into()
+        } else {
+            "mmap backend".into()
+        }
     }
 
     fn open(
@@ -35,7 +51,11 @@ impl Storage for MmapStorage {
             return FdStorage::plain().open(path, OpenMode::Existing, FileKind::Small);
         }
         let map = MmapRaw::map_raw(&file)?;
-        Ok(Arc::new(MmapFile { map, file }))
+        Ok(Arc::new(MmapFile {
+            map,
+            file,
+            write_through_fd: self.write_through_fd,
+        }))
     }
 
     fn list(&self, dir: &Path) -> io::Result<Vec<String>> {
@@ -58,6 +78,7 @@ impl Storage for MmapStorage {
 struct MmapFile {
     map: MmapRaw,
     file: File,
+    write_through_fd: bool,
 }
 
 impl MmapFile {
@@ -96,6 +117,11 @@ impl StorageFile for MmapFile {
     }
 
     fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
+        if self.write_through_fd {
+            use std::os::unix::fs::FileExt;
+            self.check(offset, buf.len())?;
+            return self.file.write_all_at(buf, offset);
+        }
         let at = self.check(offset, buf.len())?;
         // SAFETY: in bounds as above. Concurrent writers never overlap: each
         // extent belongs to one topic, whose writer holds the topic's mutex,
@@ -115,6 +141,9 @@ impl StorageFile for MmapFile {
         let rc = unsafe { libc::posix_fallocate(self.file.as_raw_fd(), off, len) };
         if rc != 0 {
             return Err(io::Error::from_raw_os_error(rc));
+        }
+        if self.write_through_fd {
+            return Ok(()); // appends do not store through the mapping
         }
         // Fault the extent's pages in with one call rather than one page
         // fault per 4 KiB on the append path. Kernels before 5.14 do not

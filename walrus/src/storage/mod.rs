@@ -104,9 +104,13 @@ impl Backend {
         }
     }
 
-    pub(crate) fn storage(self) -> Arc<dyn Storage> {
+    /// The backend's storage; `sync_each` tells the mmap backend to write
+    /// appends through its descriptor (see `mmap.rs`).
+    pub(crate) fn storage(self, sync_each: bool) -> Arc<dyn Storage> {
         match self {
-            Backend::Mmap => Arc::new(MmapStorage),
+            Backend::Mmap => Arc::new(MmapStorage {
+                write_through_fd: sync_each,
+            }),
             Backend::Fd => Arc::new(FdStorage::new()),
         }
     }
