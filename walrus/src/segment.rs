@@ -369,7 +369,6 @@ impl Allocator {
         storage
             .sync_dir(dir)
             .map_err(|e| io("syncing the directory of", e))?;
-        self.next_id += 1;
         Ok(Arc::new(Segment::new(id, path, file, size_bytes)))
     }
 }
