@@ -398,11 +398,12 @@ impl FrameSource {
     /// frame too if it lives in one of them, so that an idle reader holds at
     /// most one frame.
     pub fn end_batch(&mut self) {
-        if self
-            .last
-            .as_ref()
-            .is_some_and(|f| f.buf.len() as u64 > f.len_padded)
-        {
+        let in_read_ahead = |f: &Frame| {
+            self.prefetched
+                .iter()
+                .any(|p| Arc::ptr_eq(&p.bytes, &f.buf))
+        };
+        if self.last.as_ref().is_some_and(in_read_ahead) {
             self.last = None;
         }
         self.prefetched.clear();

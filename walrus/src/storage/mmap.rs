@@ -2,7 +2,8 @@
 //! msync makes them durable. Small files (cursors) use plain descriptors.
 //!
 //! Under `SyncEach` appends go through the descriptor (`pwrite`) instead,
-//! and reads still come from the mapping (both use the same page cache).
+//! fdatasync of that descriptor makes them durable, and reads still come
+//! from the mapping (both use the same page cache).
 //! Syncing a file after nearly every append cleans its pages, and the
 //! kernel then write-protects their mappings: the next store into a mapped
 //! page takes a fault, and every cleaning shoots down TLB entries on every
@@ -164,6 +165,10 @@ impl StorageFile for MmapFile {
     }
 
     fn sync(&self) -> io::Result<()> {
+        if self.write_through_fd {
+            // The appends went through the descriptor: sync that.
+            return self.file.sync_data();
+        }
         self.map.flush()
     }
 
