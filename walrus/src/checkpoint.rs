@@ -1,18 +1,27 @@
-//! The recovery checkpoint: written at a clean close, it records where every
-//! live extent's valid frames end, so the next open need not read them all.
+//! The recovery checkpoint records, for every live extent, a prefix of its
+//! frames known to be durable, so that the next open verifies only what
+//! follows. It is written at a clean close (covering everything) and, under
+//! every schedule but `NoFsync`, while running: each time another
+//! `checkpoint_every_bytes` of extents has been handed out, the background
+//! thread notes each extent's committed end, syncs every segment, and then
+//! writes the checkpoint. An open after a crash therefore re-reads about
+//! that much data plus the topics' current extents, not the whole log.
 //!
-//! It is only ever trusted for the open right after the close that wrote it:
-//! open reads it and deletes it (durably) before anything new is written, so
-//! a checkpoint can never describe files that changed after it was taken.
-//! Any damage to it costs only speed: open falls back to the full scan.
+//! It is only ever trusted by the next open: open reads it and deletes it
+//! (durably) before anything new is written, and within one run an
+//! (segment id, extent start) pair never names two extents, because segment
+//! ids only grow and extents are never reused. Extents it lists that are
+//! gone (reclaimed) are ignored. Any damage to it costs only speed: open
+//! falls back to the full scan.
 //!
 //! ```text
 //! recovery.ckpt
-//!   0  [u8; 8] magic "WALRUSRC"
+//!   0  [u8; 8] magic "WALRUSC2"
 //!   8  u32     format version (1)
 //!  12  u32     number of extents
 //!  16  ..      per extent: u64 segment id, u64 extent start,
-//!              u64 end of valid frames (file offset), u64 next entry
+//!              u64 end of the vouched frames (file offset), u64 next entry,
+//!              u64 flags (bit 0: the extent was sealed, nothing follows)
 //!  end u64     crc64 of every byte before it
 //! ```
 
@@ -22,12 +31,25 @@ use crate::store::{Error, Result};
 use std::collections::HashMap;
 use std::path::Path;
 
-const MAGIC: [u8; 8] = *b"WALRUSRC";
+const MAGIC: [u8; 8] = *b"WALRUSC2";
+const ENTRY_LEN: usize = 40;
+const SEALED: u64 = 1;
 pub const NAME: &str = "recovery.ckpt";
 const TMP_NAME: &str = "recovery.ckpt.tmp";
 
-/// (segment id, extent start) -> (end of valid frames, next entry).
-pub type Extents = HashMap<(u64, u64), (u64, u64)>;
+/// What a checkpoint says of one extent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Vouched {
+    /// File offset after the last frame vouched for.
+    pub end_off: u64,
+    /// Sequence number after the last entry vouched for.
+    pub end_seq: u64,
+    /// The writer had moved on: no frame follows `end_off`.
+    pub sealed: bool,
+}
+
+/// (segment id, extent start) -> what is vouched for.
+pub type Extents = HashMap<(u64, u64), Vouched>;
 
 /// Reads and deletes the checkpoint. `Ok(None)` when there is none or it is
 /// damaged (a warning is logged); `Err` only when it cannot be deleted.
@@ -70,18 +92,20 @@ fn read(storage: &dyn Storage, path: &Path) -> Option<Extents> {
         return None;
     }
     let count = u32::from_le_bytes(body[12..16].try_into().ok()?) as usize;
-    if body.len() != 16 + count * 32 {
+    if body.len() != 16 + count * ENTRY_LEN {
         return None;
     }
     let u64_at = |at: usize| u64::from_le_bytes(body[at..at + 8].try_into().expect("8 bytes"));
     Some(
         (0..count)
-            .map(|i| 16 + i * 32)
+            .map(|i| 16 + i * ENTRY_LEN)
             .map(|at| {
-                (
-                    (u64_at(at), u64_at(at + 8)),
-                    (u64_at(at + 16), u64_at(at + 24)),
-                )
+                let vouched = Vouched {
+                    end_off: u64_at(at + 16),
+                    end_seq: u64_at(at + 24),
+                    sealed: u64_at(at + 32) & SEALED != 0,
+                };
+                ((u64_at(at), u64_at(at + 8)), vouched)
             })
             .collect(),
     )
@@ -90,12 +114,13 @@ fn read(storage: &dyn Storage, path: &Path) -> Option<Extents> {
 /// Writes the checkpoint crash-safely (temp file, fsync, rename, fsync dir).
 /// The caller has made every extent it lists durable first.
 pub fn write(storage: &dyn Storage, dir: &Path, extents: &Extents) -> Result<()> {
-    let mut b = Vec::with_capacity(24 + extents.len() * 32);
+    let mut b = Vec::with_capacity(24 + extents.len() * ENTRY_LEN);
     b.extend_from_slice(&MAGIC);
     b.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
     b.extend_from_slice(&(extents.len() as u32).to_le_bytes());
-    for (&(segment, start), &(end_off, end_seq)) in extents {
-        for v in [segment, start, end_off, end_seq] {
+    for (&(segment, start), v) in extents {
+        let flags = if v.sealed { SEALED } else { 0 };
+        for v in [segment, start, v.end_off, v.end_seq, flags] {
             b.extend_from_slice(&v.to_le_bytes());
         }
     }

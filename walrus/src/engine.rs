@@ -1,5 +1,6 @@
 //! The Walrus instance: opening (lock, recovery, cursors), appends, reads,
-//! cursor persistence, the background flusher, and space reclamation.
+//! cursor persistence, the background thread (flusher and running recovery
+//! checkpoints), and space reclamation.
 
 use crate::cursor::CursorStore;
 use crate::format::{align_up, encode_frame, frame_len, BlockHeader, ALIGN};
@@ -16,13 +17,14 @@ use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::os::fd::BorrowedFd;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 const DEFAULT_SEGMENT_BYTES: u64 = 64 << 20;
 const DEFAULT_BLOCK_BYTES: u64 = 1 << 20;
+const DEFAULT_CHECKPOINT_EVERY: u64 = 64 << 20;
 const DEFAULT_DATA_DIR: &str = "wal_files";
 const DEFAULT_KEY: &str = "default";
 /// How far a consumer reading one entry at a time reads ahead.
@@ -40,6 +42,7 @@ pub struct WalrusBuilder {
     backend: Backend,
     segment_bytes: u64,
     block_bytes: u64,
+    checkpoint_every: u64,
     quiet: bool,
     #[cfg(feature = "test-support")]
     storage: Option<StorageOverride>,
@@ -66,6 +69,7 @@ impl Default for WalrusBuilder {
             backend: Backend::Fd,
             segment_bytes: DEFAULT_SEGMENT_BYTES,
             block_bytes: DEFAULT_BLOCK_BYTES,
+            checkpoint_every: DEFAULT_CHECKPOINT_EVERY,
             quiet: false,
             #[cfg(feature = "test-support")]
             storage: None,
@@ -112,6 +116,16 @@ impl WalrusBuilder {
     /// Default extent a topic reserves at a time (default 1 MiB).
     pub fn block_bytes(mut self, bytes: u64) -> Self {
         self.block_bytes = bytes;
+        self
+    }
+
+    /// How much new extent space (default 64 MiB) makes a background thread
+    /// sync every segment and write a recovery checkpoint, so that an open
+    /// after a crash re-reads only what was written since (plus each topic's
+    /// current extent). 0 writes one only at a clean close. Never under
+    /// `NoFsync`: nothing there is synced, so nothing can be vouched for.
+    pub fn checkpoint_every_bytes(mut self, bytes: u64) -> Self {
+        self.checkpoint_every = bytes;
         self
     }
 
@@ -357,7 +371,7 @@ struct Written {
 /// A topic-based write-ahead log. See the crate docs and `docs/format.md`.
 pub struct Walrus {
     inner: Arc<Inner>,
-    flusher: Option<Flusher>,
+    background: Option<Background>,
     /// Set by `simulate_crash`: drop without the clean-close work.
     crashed: bool,
 }
@@ -373,6 +387,10 @@ struct Inner {
     alloc: Mutex<Allocator>,
     segments: Mutex<BTreeMap<u64, Arc<Segment>>>,
     cursors: CursorStore,
+    /// Extent bytes allocated since the last running checkpoint.
+    since_checkpoint: AtomicU64,
+    checkpoint_every: u64,
+    signal: Signal,
     failed: AtomicBool,
     failure: Mutex<Option<String>>,
     report: RecoveryReport,
@@ -497,6 +515,12 @@ impl Walrus {
             alloc: Mutex::new(Allocator::new(recovered.next_segment_id, b.segment_bytes)),
             segments: Mutex::new(recovered.segments),
             cursors,
+            since_checkpoint: AtomicU64::new(0),
+            checkpoint_every: match b.fsync {
+                FsyncSchedule::NoFsync => 0,
+                _ => b.checkpoint_every,
+            },
+            signal: Signal::default(),
             failed: AtomicBool::new(false),
             failure: Mutex::new(None),
             report,
@@ -505,13 +529,12 @@ impl Walrus {
         for segment in deletable {
             inner.delete_segment(&segment);
         }
-        let flusher = b
-            .fsync
-            .interval()
-            .map(|every| Flusher::start(inner.clone(), every));
+        let interval = b.fsync.interval();
+        let background = (interval.is_some() || inner.checkpoint_every > 0)
+            .then(|| Background::start(inner.clone(), interval));
         Ok(Walrus {
             inner,
-            flusher,
+            background,
             crashed: false,
         })
     }
@@ -605,8 +628,8 @@ impl Walrus {
 
 impl Drop for Walrus {
     fn drop(&mut self) {
-        if let Some(flusher) = self.flusher.take() {
-            flusher.stop(!self.crashed);
+        if let Some(background) = self.background.take() {
+            background.stop(!self.crashed);
         }
         if self.crashed {
             return;
@@ -614,7 +637,7 @@ impl Drop for Walrus {
         if let Err(e) = self.inner.persist_pending_cursors() {
             tracing::warn!("walrus: persisting cursors at close failed: {e}");
         }
-        if let Err(e) = self.inner.write_checkpoint() {
+        if let Err(e) = self.inner.checkpoint() {
             tracing::warn!("walrus: no recovery checkpoint at close ({e}); the next open scans");
         }
     }
@@ -816,6 +839,7 @@ impl Inner {
         ));
         w.next_block_seq += 1;
         topic.blocks.write().push_back(block.clone());
+        self.count_toward_checkpoint(extent_len);
         if let Some(old) = w.block.replace(block.clone()) {
             old.seal();
             // The writer is done with it; readers fault back what they need.
@@ -929,19 +953,45 @@ impl Inner {
         Ok(())
     }
 
-    /// Syncs every segment, then records where each live extent's frames end
-    /// so that the next open can skip re-reading them.
-    fn write_checkpoint(&self) -> Result<()> {
+    /// Records where each live extent's frames end, syncs every segment, and
+    /// writes that down as the recovery checkpoint, so that the next open
+    /// re-reads only what follows. Positions are taken before the sync, so
+    /// the checkpoint claims nothing the sync did not cover; concurrent
+    /// appends only make it conservative.
+    fn checkpoint(&self) -> Result<()> {
         self.check_writable()?;
-        self.sync_segments()?;
         let mut extents = crate::checkpoint::Extents::new();
         for topic in self.topics.read().values() {
             for block in topic.blocks.read().iter() {
+                // Sealed first: a sealed block's commit position is final.
+                let sealed = block.is_sealed();
                 let (end_off, end_seq) = block.committed();
-                extents.insert((block.segment.id, block.extent_start()), (end_off, end_seq));
+                let vouched = crate::checkpoint::Vouched {
+                    end_off,
+                    end_seq,
+                    sealed,
+                };
+                extents.insert((block.segment.id, block.extent_start()), vouched);
             }
         }
+        self.sync_segments()?;
         crate::checkpoint::write(&*self.storage, &self.dir, &extents)
+    }
+
+    /// Asks the background thread for a checkpoint each time another
+    /// `checkpoint_every` bytes of extents have been handed out.
+    fn count_toward_checkpoint(&self, extent_len: u64) {
+        if self.checkpoint_every == 0 {
+            return;
+        }
+        let before = self
+            .since_checkpoint
+            .fetch_add(extent_len, Ordering::Relaxed);
+        if before < self.checkpoint_every && before + extent_len >= self.checkpoint_every {
+            let mut state = self.signal.state.lock();
+            state.checkpoint = true;
+            self.signal.wake.notify_all();
+        }
     }
 
     fn sync_segments(&self) -> Result<()> {
@@ -965,54 +1015,85 @@ impl Inner {
     }
 }
 
-/// The `Milliseconds(n)` background thread: syncs every segment written
-/// since its last round, and once more when stopped.
-#[derive(Clone, Copy, PartialEq, Eq)]
+/// The background thread. Under `Milliseconds(n)` it syncs every segment
+/// written since its last round, and once more when stopped; under any
+/// schedule but `NoFsync` it writes the running recovery checkpoints.
+#[derive(Clone, Copy, PartialEq, Eq, Default)]
 enum Stop {
+    #[default]
     No,
     Flush,
     Now,
 }
 
-struct Flusher {
-    stop: Arc<(Mutex<Stop>, Condvar)>,
+#[derive(Default)]
+struct SignalState {
+    stop: Stop,
+    checkpoint: bool,
+}
+
+/// How the engine and `Walrus::drop` reach the background thread.
+#[derive(Default)]
+struct Signal {
+    state: Mutex<SignalState>,
+    wake: Condvar,
+}
+
+struct Background {
+    inner: Arc<Inner>,
     handle: JoinHandle<()>,
 }
 
-impl Flusher {
-    fn start(inner: Arc<Inner>, every: Duration) -> Flusher {
-        let stop = Arc::new((Mutex::new(Stop::No), Condvar::new()));
-        let stop2 = stop.clone();
+impl Background {
+    fn start(inner: Arc<Inner>, interval: Option<Duration>) -> Background {
+        let inner2 = inner.clone();
         let handle = std::thread::Builder::new()
-            .name("walrus-flusher".into())
-            .spawn(move || loop {
-                let stopping = {
-                    let mut stop = stop2.0.lock();
-                    if *stop == Stop::No {
-                        stop2.1.wait_for(&mut stop, every);
+            .name("walrus-background".into())
+            .spawn(move || Background::run(&inner2, interval))
+            .expect("spawning the background thread");
+        Background { inner, handle }
+    }
+
+    fn run(inner: &Inner, interval: Option<Duration>) {
+        loop {
+            let (stop, checkpoint) = {
+                let mut state = inner.signal.state.lock();
+                if state.stop == Stop::No && !state.checkpoint {
+                    match interval {
+                        Some(every) => {
+                            inner.signal.wake.wait_for(&mut state, every);
+                        }
+                        None => inner.signal.wake.wait(&mut state),
                     }
-                    *stop
-                };
-                if stopping == Stop::Now {
-                    return;
                 }
-                if let Err(e) = inner.sync_segments() {
-                    tracing::error!("walrus flusher: {e}");
-                }
-                if stopping == Stop::Flush {
-                    return;
-                }
-            })
-            .expect("spawning the flusher thread");
-        Flusher { stop, handle }
+                (state.stop, std::mem::take(&mut state.checkpoint))
+            };
+            if stop == Stop::Now {
+                return;
+            }
+            let round = if checkpoint && stop == Stop::No {
+                inner.since_checkpoint.store(0, Ordering::Relaxed);
+                inner.checkpoint()
+            } else if interval.is_some() {
+                inner.sync_segments()
+            } else {
+                Ok(())
+            };
+            if let Err(e) = round {
+                tracing::error!("walrus background thread: {e}");
+            }
+            if stop == Stop::Flush {
+                return;
+            }
+        }
     }
 
     /// Stops the thread, after one last flush if `flush`.
     fn stop(self, flush: bool) {
-        *self.stop.0.lock() = if flush { Stop::Flush } else { Stop::Now };
-        self.stop.1.notify_all();
+        self.inner.signal.state.lock().stop = if flush { Stop::Flush } else { Stop::Now };
+        self.inner.signal.wake.notify_all();
         if self.handle.join().is_err() {
-            tracing::error!("walrus flusher thread panicked");
+            tracing::error!("walrus background thread panicked");
         }
     }
 }

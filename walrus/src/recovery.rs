@@ -23,8 +23,8 @@ const DEAD_BLOCK_MAGIC: [u8; 4] = *b"WDED";
 #[derive(Clone, Debug, Default)]
 pub struct RecoveryReport {
     pub segments: usize,
-    /// Extents whose frames were not re-read because the clean-close
-    /// checkpoint vouched for them.
+    /// Extents whose frames were (wholly or partly) not re-read because a
+    /// recovery checkpoint vouched for them.
     pub checkpointed_extents: usize,
     pub topics: usize,
     /// Entries recovered (consumed ones included, until their space is reclaimed).
@@ -273,17 +273,25 @@ fn build_chain(
             c.header.block_seq,
             c.header.first_entry_seq,
         );
+        // A checkpoint vouches for a prefix of the extent that was durable
+        // when it was written; only what may follow it is read and verified.
         let vouched = checkpoint
             .and_then(|x| x.get(&(c.segment.id, c.start)))
-            .copied();
+            .copied()
+            .filter(|v| {
+                (block.data_start..=block.end).contains(&v.end_off) && v.end_seq >= block.first_seq
+            });
+        if vouched.is_some() {
+            report.checkpointed_extents += 1;
+        }
         let (end_off, end_seq) = match vouched {
-            Some((off, seq))
-                if (block.data_start..=block.end).contains(&off) && seq >= block.first_seq =>
-            {
-                report.checkpointed_extents += 1;
-                (off, seq)
-            }
-            _ => scan_frames(&block, topic, report)?,
+            Some(v) if v.sealed => (v.end_off, v.end_seq),
+            _ => scan_frames(
+                &block,
+                vouched.map(|v| (v.end_off, v.end_seq)),
+                topic,
+                report,
+            )?,
         };
         block.commit(end_off, end_seq);
         block.seal();
@@ -298,16 +306,27 @@ fn build_chain(
     })
 }
 
-/// Returns where the valid frames of `block` end (offset, next entry).
-fn scan_frames(block: &Block, topic: &str, report: &mut RecoveryReport) -> Result<(u64, u64)> {
+/// Returns where the valid frames of `block` end (offset, next entry),
+/// reading from `vouched` (a checkpointed position) or from the start.
+fn scan_frames(
+    block: &Block,
+    vouched: Option<(u64, u64)>,
+    topic: &str,
+    report: &mut RecoveryReport,
+) -> Result<(u64, u64)> {
     let segment = &block.segment;
-    let mut off = block.data_start;
-    let mut seq = block.first_seq;
+    let (mut off, mut seq) = vouched.unwrap_or((block.data_start, block.first_seq));
     // Frames are checked from a window of the extent read in large pieces,
-    // not with two reads per frame.
+    // not with two reads per frame. After a checkpointed prefix the first
+    // read is small: usually nothing follows it.
     let mut window = Window {
         start: off,
         bytes: Vec::new(),
+        read_len: if vouched.is_some() {
+            FIRST_READ_AFTER_CHECKPOINT
+        } else {
+            SCAN_WINDOW_BYTES
+        },
     };
     while off + FRAME_HEADER_LEN as u64 <= block.end {
         let header = window.get(segment, off, FRAME_HEADER_LEN as u64, block.end)?;
@@ -344,9 +363,12 @@ fn scan_frames(block: &Block, topic: &str, report: &mut RecoveryReport) -> Resul
 struct Window {
     start: u64,
     bytes: Vec<u8>,
+    /// Bytes the next read fetches (at least what is asked for).
+    read_len: u64,
 }
 
 const SCAN_WINDOW_BYTES: u64 = 4 << 20;
+const FIRST_READ_AFTER_CHECKPOINT: u64 = 4 << 10;
 
 impl Window {
     /// `len` bytes at `at` (which the caller bounded by `end`), reading a new
@@ -354,7 +376,8 @@ impl Window {
     fn get(&mut self, segment: &Segment, at: u64, len: u64, end: u64) -> Result<&[u8]> {
         let covered = at >= self.start && at + len <= self.start + self.bytes.len() as u64;
         if !covered {
-            let want = len.max(SCAN_WINDOW_BYTES).min(end - at);
+            let want = len.max(self.read_len).min(end - at);
+            self.read_len = SCAN_WINDOW_BYTES;
             self.bytes.resize(want as usize, 0);
             self.start = at;
             segment
@@ -391,6 +414,7 @@ fn kill_stale_headers(segment: &Segment, from: u64, report: &mut RecoveryReport)
     let mut window = Window {
         start: from,
         bytes: Vec::new(),
+        read_len: SCAN_WINDOW_BYTES,
     };
     let mut off = from;
     while off + EXTENT_UNIT <= segment.size_bytes {
