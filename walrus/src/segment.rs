@@ -279,7 +279,13 @@ pub struct Allocator {
     current: Option<(Arc<Segment>, u64)>,
     next_id: u64,
     segment_bytes: u64,
+    /// Offset in the current segment up to which reserving ahead was asked.
+    prepared_to: u64,
+    preparer: Preparer,
 }
+
+/// How far past the last extent handed out a costly `reserve` is done ahead.
+const RESERVE_AHEAD: u64 = 4 << 20;
 
 pub struct Extent {
     pub segment: Arc<Segment>,
@@ -292,6 +298,8 @@ impl Allocator {
             current: None,
             next_id,
             segment_bytes,
+            prepared_to: 0,
+            preparer: Preparer::default(),
         }
     }
 
@@ -312,6 +320,7 @@ impl Allocator {
         if !fits {
             let segment = self.create_segment(storage, dir, len)?;
             on_new_segment(&segment);
+            self.prepared_to = 0;
             if let Some((old, _)) = self.current.replace((segment, EXTENT_UNIT)) {
                 if old.seal() {
                     on_deletable(old);
@@ -331,6 +340,14 @@ impl Allocator {
         segment.file.write_all_at(&bytes, start).map_err(io)?;
         *next += len;
         segment.add_block();
+        if segment.file.reserve_is_costly() {
+            let from = self.prepared_to.max(*next);
+            let to = (*next + RESERVE_AHEAD).min(segment.size_bytes);
+            if from < to {
+                self.preparer.reserve(&segment.file, from, to - from);
+                self.prepared_to = to;
+            }
+        }
         Ok(Extent {
             segment: segment.clone(),
             start,
@@ -370,6 +387,59 @@ impl Allocator {
             .sync_dir(dir)
             .map_err(|e| io("syncing the directory of", e))?;
         Ok(Arc::new(Segment::new(id, path, file, size_bytes)))
+    }
+}
+
+/// A file and the range of it to reserve.
+type ReserveJob = (Arc<dyn StorageFile>, u64, u64);
+
+/// Calls `reserve` on ranges ahead of the allocator from one background
+/// thread, started on first use. It is only a head start: the allocator
+/// still reserves every extent itself and reports any failure, so a request
+/// that is dropped (the queue is full) or fails here costs only time.
+#[derive(Default)]
+struct Preparer {
+    jobs: Option<std::sync::mpsc::SyncSender<ReserveJob>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Preparer {
+    fn reserve(&mut self, file: &Arc<dyn StorageFile>, offset: u64, len: u64) {
+        if self.jobs.is_none() {
+            let (jobs, queue) =
+                std::sync::mpsc::sync_channel::<(Arc<dyn StorageFile>, u64, u64)>(8);
+            let spawned = std::thread::Builder::new()
+                .name("walrus-reserve".into())
+                .spawn(move || {
+                    for (file, offset, len) in queue {
+                        if let Err(e) = file.reserve(offset, len) {
+                            tracing::debug!("walrus: reserving ahead failed: {e}");
+                        }
+                    }
+                });
+            match spawned {
+                Ok(thread) => {
+                    self.jobs = Some(jobs);
+                    self.thread = Some(thread);
+                }
+                Err(e) => {
+                    tracing::debug!("walrus: no reserve-ahead thread: {e}");
+                    return;
+                }
+            }
+        }
+        if let Some(jobs) = &self.jobs {
+            let _ = jobs.try_send((file.clone(), offset, len));
+        }
+    }
+}
+
+impl Drop for Preparer {
+    fn drop(&mut self) {
+        self.jobs = None; // ends the thread's loop once the queue is drained
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
     }
 }
 

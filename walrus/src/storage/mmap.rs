@@ -164,6 +164,10 @@ impl StorageFile for MmapFile {
         Ok(())
     }
 
+    fn reserve_is_costly(&self) -> bool {
+        !self.write_through_fd
+    }
+
     fn sync(&self) -> io::Result<()> {
         if self.write_through_fd {
             // The appends went through the descriptor: sync that.

@@ -61,6 +61,13 @@ pub trait StorageFile: Send + Sync {
     /// lack of space where the backend can promise that (mmap: fallocate, so
     /// a full disk is an error here and not a SIGBUS later).
     fn reserve(&self, offset: u64, len: u64) -> io::Result<()>;
+    /// Whether `reserve` does enough work that the engine should call it
+    /// ahead of time from a background thread, so that the appender which
+    /// later reserves the range finds it done (mmap: faulting fresh pages in
+    /// means allocating and zeroing them).
+    fn reserve_is_costly(&self) -> bool {
+        false
+    }
     /// Makes every completed write durable (fdatasync / msync).
     fn sync(&self) -> io::Result<()>;
     /// Hints that `[offset, offset + len)` will not be touched soon, so its
