@@ -281,6 +281,9 @@ pub struct Allocator {
     segment_bytes: u64,
     /// Offset in the current segment up to which reserving ahead was asked.
     prepared_to: u64,
+    /// The segment before the current one, evicted whole once it is two
+    /// segments old (see [`Preparer`]).
+    previous: Option<Arc<Segment>>,
     preparer: Preparer,
 }
 
@@ -299,6 +302,7 @@ impl Allocator {
             next_id,
             segment_bytes,
             prepared_to: 0,
+            previous: None,
             preparer: Preparer::default(),
         }
     }
@@ -321,7 +325,16 @@ impl Allocator {
             let segment = self.create_segment(storage, dir, len)?;
             on_new_segment(&segment);
             self.prepared_to = 0;
-            if let Some((old, _)) = self.current.replace((segment, EXTENT_UNIT)) {
+            if let Some((old, old_next)) = self.current.replace((segment, EXTENT_UNIT)) {
+                // No extent will ever use the old segment's tail; pages the
+                // reserve-ahead thread faulted in there would stay mapped.
+                old.file.evict(old_next, old.size_bytes - old_next);
+                if let Some(older) = self.previous.replace(old.clone()) {
+                    if older.file.reserve_is_costly() {
+                        // A topic still appending there faults its pages back.
+                        older.file.evict(0, older.size_bytes);
+                    }
+                }
                 if old.seal() {
                     on_deletable(old);
                 }
@@ -341,10 +354,11 @@ impl Allocator {
         *next += len;
         segment.add_block();
         if segment.file.reserve_is_costly() {
+            self.preparer.note(segment.id, *next);
             let from = self.prepared_to.max(*next);
             let to = (*next + RESERVE_AHEAD).min(segment.size_bytes);
             if from < to {
-                self.preparer.reserve(&segment.file, from, to - from);
+                self.preparer.reserve(&segment.file, segment.id, from, to);
                 self.prepared_to = to;
             }
         }
@@ -390,31 +404,51 @@ impl Allocator {
     }
 }
 
-/// A file and the range of it to reserve.
-type ReserveJob = (Arc<dyn StorageFile>, u64, u64);
-
-/// Calls `reserve` on ranges ahead of the allocator from one background
-/// thread, started on first use. It is only a head start: the allocator
-/// still reserves every extent itself and reports any failure, so a request
-/// that is dropped (the queue is full) or fails here costs only time.
+/// Reserves ranges ahead of the allocator on one background thread, started
+/// on first use. It is only a head start: the allocator still reserves every
+/// extent itself and reports any failure, so a request that is dropped (the
+/// queue is full) or fails here costs only time.
+///
+/// On the mmap backend reserving faults pages into the process. A page this
+/// thread faults in after its extent was written, sealed and evicted (the
+/// thread was descheduled mid-chunk) would stay mapped, so the allocator
+/// evicts each segment whole once two newer segments exist.
 #[derive(Default)]
 struct Preparer {
+    /// The allocator's current segment and the offset of its next extent:
+    /// the thread skips what lies below (the appenders reserve it already,
+    /// and may have evicted it since).
+    progress: Arc<Mutex<(u64, u64)>>,
     jobs: Option<std::sync::mpsc::SyncSender<ReserveJob>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
+/// A range of a segment to reserve ahead.
+struct ReserveJob {
+    file: Arc<dyn StorageFile>,
+    segment: u64,
+    from: u64,
+    to: u64,
+}
+
+/// The reserve-ahead thread checks the allocator's progress this often.
+const RESERVE_STEP: u64 = 256 << 10;
+
 impl Preparer {
-    fn reserve(&mut self, file: &Arc<dyn StorageFile>, offset: u64, len: u64) {
+    /// Records where the allocator is; call after each extent handed out.
+    fn note(&self, segment: u64, next: u64) {
+        *self.progress.lock() = (segment, next);
+    }
+
+    fn reserve(&mut self, file: &Arc<dyn StorageFile>, segment: u64, from: u64, to: u64) {
         if self.jobs.is_none() {
-            let (jobs, queue) =
-                std::sync::mpsc::sync_channel::<(Arc<dyn StorageFile>, u64, u64)>(8);
+            let (jobs, queue) = std::sync::mpsc::sync_channel(8);
+            let progress = self.progress.clone();
             let spawned = std::thread::Builder::new()
                 .name("walrus-reserve".into())
                 .spawn(move || {
-                    for (file, offset, len) in queue {
-                        if let Err(e) = file.reserve(offset, len) {
-                            tracing::debug!("walrus: reserving ahead failed: {e}");
-                        }
+                    for job in queue {
+                        Preparer::run(&progress, job);
                     }
                 });
             match spawned {
@@ -429,7 +463,30 @@ impl Preparer {
             }
         }
         if let Some(jobs) = &self.jobs {
-            let _ = jobs.try_send((file.clone(), offset, len));
+            let job = ReserveJob {
+                file: file.clone(),
+                segment,
+                from,
+                to,
+            };
+            let _ = jobs.try_send(job);
+        }
+    }
+
+    fn run(progress: &Mutex<(u64, u64)>, job: ReserveJob) {
+        let mut at = job.from;
+        loop {
+            let (segment, next) = *progress.lock();
+            at = at.max(next);
+            if segment != job.segment || at >= job.to {
+                return;
+            }
+            let len = RESERVE_STEP.min(job.to - at);
+            if let Err(e) = job.file.reserve(at, len) {
+                tracing::debug!("walrus: reserving ahead failed: {e}");
+                return;
+            }
+            at += len;
         }
     }
 }
