@@ -2,7 +2,8 @@
 //! version of this module; the two must agree.
 //!
 //! All integers are little-endian. Every structure carries a crc64
-//! (crc64fast, ECMA polynomial) so nothing read back is trusted before it is
+//! (CRC-64/XZ: ECMA polynomial, as `crc64fast` computes it; `crc.rs` has the
+//! carry-less-multiply kernels) so nothing read back is trusted before it is
 //! checked, and every length read from disk is bounded before it is used.
 //!
 //! ```text
@@ -57,11 +58,7 @@ pub fn align_up(n: u64, to: u64) -> u64 {
 }
 
 pub fn crc64(parts: &[&[u8]]) -> u64 {
-    let mut digest = crc64fast::Digest::new();
-    for part in parts {
-        digest.write(part);
-    }
-    digest.sum64()
+    crate::crc::crc64(parts)
 }
 
 fn u16_at(b: &[u8], at: usize) -> u16 {

@@ -25,6 +25,7 @@
 //! stores of the workspace; it depends on nothing else in this crate.
 
 mod checkpoint;
+mod crc;
 mod cursor;
 mod engine;
 mod format;
