@@ -154,8 +154,10 @@ impl Kernel {
     }
 }
 
-/// CRC-64/XZ of the concatenation of `parts`, on the fastest kernel.
-pub(crate) fn crc64(parts: &[&[u8]]) -> u64 {
+/// CRC-64/XZ of the concatenation of `parts` (the checksum of every record
+/// Walrus writes, the value `crc64fast` computes), on the fastest kernel
+/// this CPU supports.
+pub fn crc64(parts: &[&[u8]]) -> u64 {
     Kernel::best().crc64(parts)
 }
 
