@@ -1,11 +1,13 @@
 //! The recovery checkpoint records, for every live extent, a prefix of its
 //! frames known to be durable, so that the next open verifies only what
-//! follows. It is written at a clean close (covering everything) and, under
-//! every schedule but `NoFsync`, while running: each time another
-//! `checkpoint_every_bytes` of extents has been handed out, the background
-//! thread notes each extent's committed end, syncs every segment, and then
-//! writes the checkpoint. An open after a crash therefore re-reads about
-//! that much data plus the topics' current extents, not the whole log.
+//! follows. It is written at a clean close (covering everything) and after a
+//! sync round (the `Milliseconds` flusher's, an explicit `sync()`, or under
+//! `SyncEach` one run for the purpose) once `checkpoint_every_bytes` of new
+//! extents were handed out since the last one: the writer notes each
+//! extent's committed end (and whether it is sealed), syncs every segment,
+//! and only then writes the checkpoint. An open after a crash therefore
+//! re-reads about what was written since the last sync round plus the
+//! topics' current extents, not the whole log.
 //!
 //! It is only ever trusted by the next open: open reads it and deletes it
 //! (durably) before anything new is written, and within one run an

@@ -119,11 +119,14 @@ impl WalrusBuilder {
         self
     }
 
-    /// How much new extent space (default 64 MiB) makes a background thread
-    /// sync every segment and write a recovery checkpoint, so that an open
-    /// after a crash re-reads only what was written since (plus each topic's
-    /// current extent). 0 writes one only at a clean close. Never under
-    /// `NoFsync`: nothing there is synced, so nothing can be vouched for.
+    /// A sync round (the `Milliseconds` flusher's, an explicit `sync()`, or
+    /// under `SyncEach` one the background thread runs for this purpose)
+    /// also writes a recovery checkpoint once this much new extent space
+    /// (default 64 MiB) was handed out since the last one. An open after a
+    /// crash then re-reads only what was written after that checkpoint (plus
+    /// each topic's current extent), not the whole log. 0 writes one only at
+    /// a clean close. No checkpoint ever needs a sync the schedule would not
+    /// do anyway, except under `SyncEach`, where everything is synced already.
     pub fn checkpoint_every_bytes(mut self, bytes: u64) -> Self {
         self.checkpoint_every = bytes;
         self
@@ -390,6 +393,8 @@ struct Inner {
     /// Extent bytes allocated since the last running checkpoint.
     since_checkpoint: AtomicU64,
     checkpoint_every: u64,
+    /// Held while a checkpoint is taken and written (one file, one writer).
+    checkpointing: Mutex<()>,
     signal: Signal,
     failed: AtomicBool,
     failure: Mutex<Option<String>>,
@@ -516,10 +521,8 @@ impl Walrus {
             segments: Mutex::new(recovered.segments),
             cursors,
             since_checkpoint: AtomicU64::new(0),
-            checkpoint_every: match b.fsync {
-                FsyncSchedule::NoFsync => 0,
-                _ => b.checkpoint_every,
-            },
+            checkpoint_every: b.checkpoint_every,
+            checkpointing: Mutex::new(()),
             signal: Signal::default(),
             failed: AtomicBool::new(false),
             failure: Mutex::new(None),
@@ -530,7 +533,8 @@ impl Walrus {
             inner.delete_segment(&segment);
         }
         let interval = b.fsync.interval();
-        let background = (interval.is_some() || inner.checkpoint_every > 0)
+        let checkpoints_alone = b.fsync == FsyncSchedule::SyncEach && b.checkpoint_every > 0;
+        let background = (interval.is_some() || checkpoints_alone)
             .then(|| Background::start(inner.clone(), interval));
         Ok(Walrus {
             inner,
@@ -611,7 +615,7 @@ impl Walrus {
 
     /// Makes every acknowledged append durable.
     pub fn sync(&self) -> Result<()> {
-        self.inner.sync_segments()
+        self.inner.sync_round()
     }
 }
 
@@ -960,6 +964,8 @@ impl Inner {
     /// appends only make it conservative.
     fn checkpoint(&self) -> Result<()> {
         self.check_writable()?;
+        let _one_writer = self.checkpointing.lock();
+        self.since_checkpoint.store(0, Ordering::Relaxed);
         let mut extents = crate::checkpoint::Extents::new();
         for topic in self.topics.read().values() {
             for block in topic.blocks.read().iter() {
@@ -978,8 +984,19 @@ impl Inner {
         crate::checkpoint::write(&*self.storage, &self.dir, &extents)
     }
 
-    /// Asks the background thread for a checkpoint each time another
-    /// `checkpoint_every` bytes of extents have been handed out.
+    /// Syncs every segment, and writes a checkpoint too once one is due.
+    fn sync_round(&self) -> Result<()> {
+        let every = self.checkpoint_every;
+        if every > 0 && self.since_checkpoint.load(Ordering::Relaxed) >= every {
+            self.checkpoint()
+        } else {
+            self.sync_segments()
+        }
+    }
+
+    /// Counts extent space toward the next checkpoint. Under `SyncEach`
+    /// nothing else runs sync rounds, so the background thread is asked for
+    /// one each time another `checkpoint_every` bytes have been handed out.
     fn count_toward_checkpoint(&self, extent_len: u64) {
         if self.checkpoint_every == 0 {
             return;
@@ -987,7 +1004,10 @@ impl Inner {
         let before = self
             .since_checkpoint
             .fetch_add(extent_len, Ordering::Relaxed);
-        if before < self.checkpoint_every && before + extent_len >= self.checkpoint_every {
+        if self.fsync == FsyncSchedule::SyncEach
+            && before < self.checkpoint_every
+            && before + extent_len >= self.checkpoint_every
+        {
             let mut state = self.signal.state.lock();
             state.checkpoint = true;
             self.signal.wake.notify_all();
@@ -1015,9 +1035,9 @@ impl Inner {
     }
 }
 
-/// The background thread. Under `Milliseconds(n)` it syncs every segment
-/// written since its last round, and once more when stopped; under any
-/// schedule but `NoFsync` it writes the running recovery checkpoints.
+/// The background thread. Under `Milliseconds(n)` it runs a sync round
+/// every n ms (a checkpoint included when one is due) and once more when
+/// stopped; under `SyncEach` it writes the checkpoints the appenders ask for.
 #[derive(Clone, Copy, PartialEq, Eq, Default)]
 enum Stop {
     #[default]
@@ -1072,10 +1092,9 @@ impl Background {
                 return;
             }
             let round = if checkpoint && stop == Stop::No {
-                inner.since_checkpoint.store(0, Ordering::Relaxed);
                 inner.checkpoint()
             } else if interval.is_some() {
-                inner.sync_segments()
+                inner.sync_round()
             } else {
                 Ok(())
             };
