@@ -99,7 +99,7 @@ fn a_crash_reopen_skips_what_a_running_checkpoint_vouched_for() {
                 );
                 append(i);
                 i += 1;
-                if call_sync && i % 100 == 0 {
+                if call_sync && i.is_multiple_of(100) {
                     wal.sync().unwrap();
                 }
             }
