@@ -282,8 +282,9 @@ pub struct Allocator {
     /// Offset in the current segment up to which reserving ahead was asked.
     prepared_to: u64,
     /// The segment before the current one, evicted whole once it is two
-    /// segments old (see [`Preparer`]).
-    previous: Option<Arc<Segment>>,
+    /// segments old (see [`Preparer`]). Weak: a consumed segment's file is
+    /// closed by whoever drops it last, and that should not be an appender.
+    previous: Option<std::sync::Weak<Segment>>,
     preparer: Preparer,
 }
 
@@ -329,7 +330,8 @@ impl Allocator {
                 // No extent will ever use the old segment's tail; pages the
                 // reserve-ahead thread faulted in there would stay mapped.
                 old.file.evict(old_next, old.size_bytes - old_next);
-                if let Some(older) = self.previous.replace(old.clone()) {
+                let older = self.previous.replace(Arc::downgrade(&old));
+                if let Some(older) = older.and_then(|w| w.upgrade()) {
                     if older.file.reserve_is_costly() {
                         // A topic still appending there faults its pages back.
                         older.file.evict(0, older.size_bytes);

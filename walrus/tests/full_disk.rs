@@ -98,6 +98,11 @@ fn a_full_disk_can_still_be_drained() {
             }
         }
         assert_eq!(next, acked, "{consistency}: acknowledged entries lost");
+        // The background thread deletes consumed segments: give it a moment.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while segments(&sim) >= full_segments && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
         assert!(
             segments(&sim) < full_segments,
             "{consistency}: consuming freed no segment ({full_segments} before)"

@@ -1,5 +1,6 @@
 //! Segments whose entries are all consumed are deleted, so disk use stays
-//! bounded under a steady produce-and-consume load.
+//! bounded under a steady produce-and-consume load. The background thread
+//! deletes them, so the test gives it a moment after each round.
 
 mod common;
 use common::*;
@@ -17,20 +18,30 @@ fn consumed_segments_are_deleted() {
                     .unwrap();
             }
             assert_eq!(drain(&wal, "t").len(), 100);
-            max_segments = max_segments.max(segments(&wal_dir).len());
+            // 4,000 entries of ~170 bytes span several 256 KiB segments; only
+            // the one being written (and the one before it) may remain.
+            let left = settled_segments(&wal_dir, 2);
+            assert!(left <= 2, "{backend}: {left} segments after round {round}");
+            max_segments = max_segments.max(left);
         }
-        // 4,000 entries of ~170 bytes span several 256 KiB segments; only the
-        // one being written (and the one before it) may remain.
-        assert!(
-            max_segments <= 3,
-            "{backend}: {max_segments} segments at once"
-        );
-        assert!(segments(&wal_dir).len() <= 2);
+        assert!(max_segments >= 1);
         drop(wal);
         let wal = open(dir.path(), backend);
         assert!(drain(&wal, "t").is_empty(), "consumed entries came back");
         wal.append_for_topic("t", b"new").unwrap();
         let e = wal.read_next("t", true).unwrap().unwrap();
         assert_eq!(e.seq, 4000, "sequence numbers continue after reclamation");
+    }
+}
+
+/// The number of segments once it is at most `want`, or after 5 s.
+fn settled_segments(wal_dir: &std::path::Path, want: usize) -> usize {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let n = segments(wal_dir).len();
+        if n <= want || std::time::Instant::now() > deadline {
+            return n;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2));
     }
 }
