@@ -1,7 +1,8 @@
 //! How long each store takes to reopen after GiB of 1 KiB entries on 8
-//! topics: after a clean close, and after the writing process died without
-//! closing (a child process that exits mid-flight, as a crash would leave
-//! it). Stores are compared in one run, on the same disk.
+//! topics (1000 ms fsync schedule): after a clean close, after the writing
+//! process called `sync()` and died without closing, and after it died right
+//! after its last append (a child process that exits mid-flight, as a crash
+//! would leave it). Stores are compared in one run, on the same disk.
 //!
 //! ```text
 //! cargo run --release -p walrus-adapters --features rocksdb,sled --example reopen_probe -- 1 walrus-fd,walrus-mmap,rocksdb,sled,raw
@@ -28,9 +29,40 @@ fn open(kind: StoreKind, dir: &Path) -> Box<dyn LogStore> {
     open_store(kind, dir, config()).unwrap_or_else(|e| panic!("opening {kind}: {e}"))
 }
 
-/// Writes `gib` GiB, syncs, then closes the store or, with `crash`, exits
-/// the process without closing it.
-fn write(kind: StoreKind, dir: &Path, gib: u64, crash: bool) {
+/// How the writer process ends.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum End {
+    /// `sync()`, then a clean close.
+    Close,
+    /// `sync()`, then exit without closing.
+    SyncAndExit,
+    /// Exit right after the last append: whatever the 1000 ms schedule has
+    /// not synced yet is the unsynced tail.
+    Exit,
+}
+
+impl End {
+    const ALL: [End; 3] = [End::Close, End::SyncAndExit, End::Exit];
+
+    fn arg(self) -> &'static str {
+        match self {
+            End::Close => "close",
+            End::SyncAndExit => "sync-exit",
+            End::Exit => "exit",
+        }
+    }
+
+    fn label(self) -> &'static str {
+        match self {
+            End::Close => "after a clean close",
+            End::SyncAndExit => "after sync + crash",
+            End::Exit => "after a crash",
+        }
+    }
+}
+
+/// Writes `gib` GiB, then ends as `end` says.
+fn write(kind: StoreKind, dir: &Path, gib: u64, end: End) {
     let store = open(kind, dir);
     let payload = vec![0x5a_u8; 1024];
     for i in 0..gib << 20 {
@@ -38,8 +70,10 @@ fn write(kind: StoreKind, dir: &Path, gib: u64, crash: bool) {
             .append(&format!("topic-{}", i % TOPICS), &payload)
             .expect("append");
     }
-    store.sync().expect("sync");
-    if crash {
+    if end != End::Exit {
+        store.sync().expect("sync");
+    }
+    if end != End::Close {
         std::process::exit(0);
     }
 }
@@ -58,11 +92,11 @@ fn timed_reopen(kind: StoreKind, dir: &Path) -> f64 {
     t.elapsed().as_secs_f64() * 1e3
 }
 
-fn child(args: &[String], crash: bool) {
+fn child(args: &[String], end: End) {
     let exe = std::env::current_exe().expect("own path");
     let status = Command::new(exe)
         .args(args)
-        .arg(if crash { "crash" } else { "close" })
+        .arg(end.arg())
         .status()
         .expect("running the writer");
     assert!(status.success(), "writer failed: {status}");
@@ -73,7 +107,11 @@ fn main() {
     if args.len() == 5 && args[0] == "write" {
         let kind: StoreKind = args[1].parse().expect("store");
         let gib = args[3].parse().expect("GiB");
-        write(kind, Path::new(&args[2]), gib, args[4] == "crash");
+        let end = End::ALL
+            .into_iter()
+            .find(|e| e.arg() == args[4])
+            .expect("close, sync-exit or exit");
+        write(kind, Path::new(&args[2]), gib, end);
         return;
     }
     let gib: u64 = args.first().and_then(|s| s.parse().ok()).unwrap_or(1);
@@ -85,17 +123,12 @@ fn main() {
     for name in stores.split(',') {
         let kind: StoreKind = name.parse().expect("store name");
         let mut row = format!("{name:>12}:");
-        for crash in [false, true] {
+        for end in End::ALL {
             let tmp = tempfile::tempdir().expect("temporary directory");
             let dir = tmp.path().to_str().expect("utf-8 path").to_owned();
-            child(&["write".into(), name.into(), dir, gib.to_string()], crash);
+            child(&["write".into(), name.into(), dir, gib.to_string()], end);
             let ms = timed_reopen(kind, tmp.path());
-            let label = if crash {
-                "after a crash"
-            } else {
-                "after a clean close"
-            };
-            row += &format!("  {label} {ms:>8.1}");
+            row += &format!("  {} {ms:>8.1}", end.label());
         }
         println!("{row}");
     }
