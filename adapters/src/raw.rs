@@ -57,7 +57,8 @@ use std::sync::Arc;
 use parking_lot::{Mutex, RwLock};
 use walrus_wal::store::{validate_batch_len, validate_topic};
 use walrus_wal::{
-    Entry, Error, FsyncSchedule, LogStore, ReadConsistency, Result, StoreConfig, MAX_BATCH_ENTRIES,
+    Bytes, Entry, Error, FsyncSchedule, LogStore, ReadConsistency, Result, StoreConfig,
+    MAX_BATCH_ENTRIES,
 };
 
 use crate::flusher::Flusher;
@@ -701,7 +702,7 @@ impl Inner {
             let seq = frame.first_seq + u64::from(cursor.index);
             out.push(Entry {
                 seq,
-                data: frame.body[start..start + len].to_vec(),
+                data: Bytes::copy_from_slice(&frame.body[start..start + len]),
             });
             cursor.seq = seq + 1;
             cursor.index += 1;
@@ -1049,7 +1050,7 @@ mod tests {
         let store = RawStore::open(tmp.path(), config(FsyncSchedule::NoFsync)).unwrap();
         assert_eq!(fs::metadata(&path).unwrap().len(), len);
         let got: Vec<_> = store.batch_read("t", usize::MAX, true).unwrap();
-        let data: Vec<&[u8]> = got.iter().map(|e| e.data.as_slice()).collect();
+        let data: Vec<&[u8]> = got.iter().map(|e| e.data.as_ref()).collect();
         assert_eq!(data, [&b"one"[..], b"two", b"three"]);
         store.append("t", b"after").unwrap();
         assert_eq!(store.read_next("t", true).unwrap().unwrap().seq, 3);
@@ -1069,7 +1070,10 @@ mod tests {
         bytes[last] ^= 0x40;
         fs::write(&path, &bytes).unwrap();
         let store = RawStore::open(tmp.path(), config(FsyncSchedule::NoFsync)).unwrap();
-        assert_eq!(store.read_next("t", true).unwrap().unwrap().data, b"keep");
+        assert_eq!(
+            store.read_next("t", true).unwrap().unwrap().data,
+            &b"keep"[..]
+        );
         assert_eq!(store.read_next("t", true).unwrap(), None);
     }
 
@@ -1117,7 +1121,7 @@ mod tests {
         let store = RawStore::open(tmp.path(), config(FsyncSchedule::NoFsync)).unwrap();
         let entry = store.read_next("t", true).unwrap().unwrap();
         // Seq 1 was handed out before the loss; the new entry does not reuse it.
-        assert_eq!((entry.seq, entry.data.as_slice()), (2, &b"c"[..]));
+        assert_eq!((entry.seq, entry.data.as_ref()), (2, &b"c"[..]));
     }
 
     #[test]

@@ -37,7 +37,9 @@ use rocksdb::{
     DBCompressionType, Direction, IteratorMode, Options, ReadOptions, WriteBatch, WriteOptions, DB,
 };
 use walrus_wal::store::{validate_batch_len, validate_topic};
-use walrus_wal::{Entry, Error, FsyncSchedule, LogStore, ReadConsistency, Result, StoreConfig};
+use walrus_wal::{
+    Bytes, Entry, Error, FsyncSchedule, LogStore, ReadConsistency, Result, StoreConfig,
+};
 
 use crate::flusher::Flusher;
 
@@ -318,7 +320,7 @@ impl Inner {
                         .ok_or_else(|| topic.missing(reader.cursor))?;
                     out.push(Entry {
                         seq: reader.cursor,
-                        data: value.to_vec(),
+                        data: Bytes::copy_from_slice(&value),
                     });
                 }
                 Some(max_bytes) => {
@@ -380,7 +382,7 @@ impl Inner {
             total_bytes = total_bytes.saturating_add(value.len());
             out.push(Entry {
                 seq: expected,
-                data: value.to_vec(),
+                data: Bytes::copy_from_slice(value),
             });
             expected += 1;
             it.next();

@@ -33,7 +33,9 @@ use std::time::{Duration, Instant};
 
 use parking_lot::{Mutex, RwLock};
 use walrus_wal::store::{validate_batch_len, validate_topic};
-use walrus_wal::{Entry, Error, FsyncSchedule, LogStore, ReadConsistency, Result, StoreConfig};
+use walrus_wal::{
+    Bytes, Entry, Error, FsyncSchedule, LogStore, ReadConsistency, Result, StoreConfig,
+};
 
 const TOPIC_TREE_PREFIX: &[u8] = b"t:";
 const CURSOR_TREE: &[u8] = b"cursors";
@@ -245,7 +247,7 @@ impl SledStore {
                 total_bytes = total_bytes.saturating_add(value.len());
                 out.push(Entry {
                     seq,
-                    data: value.to_vec(),
+                    data: Bytes::copy_from_slice(&value),
                 });
             }
         }

@@ -20,7 +20,10 @@ fn every_store_refuses_every_other_stores_directory() {
             let opened = open_store(*intruder, tmp.path(), StoreConfig::default());
             if intruder.store_name() == owner.store_name() {
                 let store = opened.unwrap_or_else(|e| panic!("{intruder} on its own dir: {e}"));
-                assert_eq!(store.read_next("t", false).unwrap().unwrap().data, b"owned");
+                assert_eq!(
+                    store.read_next("t", false).unwrap().unwrap().data,
+                    &b"owned"[..]
+                );
             } else {
                 match opened {
                     Err(Error::BadDirectory { reason, .. }) => assert!(

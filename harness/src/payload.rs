@@ -236,7 +236,10 @@ mod tests {
     use super::*;
 
     fn entry(seq: u64, data: Vec<u8>) -> Entry {
-        Entry { seq, data }
+        Entry {
+            seq,
+            data: data.into(),
+        }
     }
 
     #[test]

@@ -888,7 +888,10 @@ fn run_model(
                     let expected = model.cursors[t];
                     let resumed = match store.read_next(name, false).map_err(fail)? {
                         Some(entry) => {
-                            let ok = model.topics[t].get(entry.seq as usize) == Some(&entry.data);
+                            let ok = model.topics[t]
+                                .get(entry.seq as usize)
+                                .map(|v| v.as_slice())
+                                == Some(&entry.data[..]);
                             check(ok, || {
                                 format!("step {step}: {name} reopened at bad {entry:?}")
                             })?;

@@ -299,7 +299,7 @@ impl Suite {
                 .iter()
                 .skip(model.entries.len().saturating_sub(cursor as usize))
             {
-                model.entries.push((e.data.clone(), 1));
+                model.entries.push((e.data.to_vec(), 1));
             }
             if !got.is_empty() {
                 model.consumed = cursor;

@@ -36,14 +36,14 @@ async fn app(log: Rc<dyn AsyncLogStore>) -> Vec<Vec<u8>> {
     log.sync().await.unwrap();
     let mut got = Vec::new();
     while let Some(e) = log.read_next("events", true).await.unwrap() {
-        got.push(e.data);
+        got.push(e.data.to_vec());
         if got.len() % 7 == 0 {
             got.extend(
                 log.batch_read("events", 900, true)
                     .await
                     .unwrap()
                     .into_iter()
-                    .map(|e| e.data),
+                    .map(|e| e.data.to_vec()),
             );
         }
     }

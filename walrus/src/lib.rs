@@ -35,6 +35,7 @@ mod storage;
 pub mod store;
 mod topic;
 
+pub use bytes::Bytes;
 pub use crc::crc64;
 pub use engine::{PendingWrite, SegmentSync, SyncLead, TopicInfo, Walrus, WalrusBuilder};
 pub use recovery::{Dropped, RecoveryReport};

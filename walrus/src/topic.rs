@@ -4,6 +4,7 @@
 use crate::format::{FrameHeader, ALIGN, FRAME_HEADER_LEN};
 use crate::segment::Segment;
 use crate::store::{Entry, Error, Result};
+use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
 use std::collections::VecDeque;
 use std::ops::Range;
@@ -113,7 +114,7 @@ pub struct Frame {
     pub len_padded: u64,
     /// The buffer the frame was read into: its own, or a batch read-ahead
     /// buffer that it shares with the frames after it (no copy per frame).
-    buf: Arc<Vec<u8>>,
+    buf: Bytes,
     payloads: Payloads,
 }
 
@@ -132,12 +133,13 @@ impl Frame {
         }
     }
 
-    pub fn payload(&self, idx: usize) -> &[u8] {
+    /// Entry `idx` of the frame: a view of the buffer, not a copy.
+    pub fn payload(&self, idx: usize) -> Bytes {
         let range = match &self.payloads {
             Payloads::One(range) => range,
             Payloads::Many(ranges) => &ranges[idx],
         };
-        &self.buf[range.clone()]
+        self.buf.slice(range.clone())
     }
 }
 
@@ -224,7 +226,7 @@ impl Topic {
                     reason: format!("expected entry {seq}, frame holds {entry_seq}"),
                 });
             }
-            let data = frame.payload(p.idx).to_vec();
+            let data = frame.payload(p.idx);
             let next = if p.idx + 1 < frame.entries() {
                 Pos {
                     block: p.block.clone(),
@@ -361,7 +363,7 @@ impl Topic {
                 src.prefetched.push(Prefetched {
                     segment: segment.id,
                     off: p.1,
-                    bytes: Arc::new(bytes),
+                    bytes: Bytes::from(bytes),
                 });
             }
             i = group_end;
@@ -401,7 +403,7 @@ impl FrameSource {
         let in_read_ahead = |f: &Frame| {
             self.prefetched
                 .iter()
-                .any(|p| Arc::ptr_eq(&p.bytes, &f.buf))
+                .any(|p| p.bytes.as_ptr() == f.buf.as_ptr() && p.bytes.len() == f.buf.len())
         };
         if self.last.as_ref().is_some_and(in_read_ahead) {
             self.last = None;
@@ -413,13 +415,13 @@ impl FrameSource {
 pub struct Prefetched {
     segment: u64,
     off: u64,
-    bytes: Arc<Vec<u8>>,
+    bytes: Bytes,
 }
 
 impl Prefetched {
     /// The buffer and index of the frame at `off`, if the whole frame was
     /// read ahead.
-    fn frame_at(&self, segment: u64, off: u64, room: u64) -> Option<(Arc<Vec<u8>>, usize)> {
+    fn frame_at(&self, segment: u64, off: u64, room: u64) -> Option<(Bytes, usize)> {
         let end = self.off + self.bytes.len() as u64;
         if segment != self.segment || off < self.off || off + FRAME_HEADER_LEN as u64 > end {
             return None;
@@ -446,18 +448,12 @@ pub fn read_frame(segment: &Segment, off: u64, room: u64) -> Result<Frame> {
             off + FRAME_HEADER_LEN as u64,
         )
         .map_err(io)?;
-    decode_frame(segment, off, room, Arc::new(bytes), 0)
+    decode_frame(segment, off, room, Bytes::from(bytes), 0)
 }
 
 /// Checks the frame at `buf[at..]` (header included) and indexes its
 /// payloads.
-fn decode_frame(
-    segment: &Segment,
-    off: u64,
-    room: u64,
-    buf: Arc<Vec<u8>>,
-    at: usize,
-) -> Result<Frame> {
+fn decode_frame(segment: &Segment, off: u64, room: u64, buf: Bytes, at: usize) -> Result<Frame> {
     let h = FrameHeader::decode(&buf[at..], room)
         .map_err(|e| frame_corrupt(segment, off, e.to_string()))?;
     let Some(bytes) = buf.get(at..at + h.len as usize) else {

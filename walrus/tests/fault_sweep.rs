@@ -52,7 +52,7 @@ fn workload(wal: &Walrus, out: &mut Outcome) {
         }
         if i % 5 == 4 {
             match wal.batch_read_for_topic(topic, 2000, true) {
-                Ok(got) => out.consumed[t].extend(got.into_iter().map(|e| e.data)),
+                Ok(got) => out.consumed[t].extend(got.into_iter().map(|e| e.data.to_vec())),
                 Err(_) => out.errors += 1,
             }
         }
@@ -72,7 +72,7 @@ fn check_after_power_loss(sim: &SimStorage, out: &Outcome, label: &str) {
             if batch.is_empty() {
                 break;
             }
-            got.extend(batch.into_iter().map(|e| e.data));
+            got.extend(batch.into_iter().map(|e| e.data.to_vec()));
         }
         // StrictlyAtOnce: nothing consumed comes back.
         for g in &got {

@@ -71,7 +71,7 @@ fn a_full_disk_can_still_be_drained() {
         let before_reopen = 850.min(acked - 50);
         for i in 0..before_reopen {
             let e = wal.read_next(&topic(), true).unwrap().expect("an entry");
-            assert_eq!((e.seq, e.data), (i, entry(i)), "{consistency}");
+            assert_eq!((e.seq, e.data.to_vec()), (i, entry(i)), "{consistency}");
         }
         drop(wal);
 
@@ -93,7 +93,11 @@ fn a_full_disk_can_still_be_drained() {
                 break;
             }
             for e in batch {
-                assert_eq!((e.seq, &e.data), (next, &entry(next)), "{consistency}");
+                assert_eq!(
+                    (e.seq, &e.data.to_vec()),
+                    (next, &entry(next)),
+                    "{consistency}"
+                );
                 next += 1;
             }
         }

@@ -28,7 +28,7 @@ fn read_all(sim: &SimStorage, topic: &str) -> Vec<Vec<u8>> {
     let wal = sim_wal(&sim.crash(Crash::LoseUnsynced), FsyncSchedule::SyncEach);
     let mut out = Vec::new();
     while let Some(e) = wal.read_next(topic, false).unwrap() {
-        out.push(e.data);
+        out.push(e.data.to_vec());
         wal.read_next(topic, true).unwrap();
     }
     out

@@ -89,7 +89,7 @@ proptest! {
                         let got = wal.read_next("t", consume).unwrap();
                         let want = unread.front().cloned();
                         prop_assert_eq!(got.as_ref().map(|e| e.seq), want.as_ref().map(|_| consumed));
-                        prop_assert_eq!(got.map(|e| e.data), want);
+                        prop_assert_eq!(got.map(|e| e.data.to_vec()), want);
                         if consume && !unread.is_empty() {
                             unread.pop_front();
                             consumed += 1;
@@ -111,7 +111,7 @@ proptest! {
                         prop_assert_eq!(got.len(), want, "{} {:?}", backend, op);
                         for e in got {
                             prop_assert_eq!(e.seq, consumed);
-                            prop_assert_eq!(Some(e.data), unread.pop_front());
+                            prop_assert_eq!(Some(e.data.to_vec()), unread.pop_front());
                             consumed += 1;
                         }
                     }

@@ -102,7 +102,7 @@ fn after_a_clean_close_a_flipped_bit_is_reported_by_the_read() {
         assert!(wal.recovery_report().checkpointed_extents > 0);
         assert_eq!(
             wal.read_next("victim", true).unwrap().unwrap().data,
-            b"before"
+            &b"before"[..]
         );
         match wal.read_next("victim", true) {
             Err(walrus_wal::Error::Corruption { reason, .. }) => {

@@ -22,7 +22,7 @@ fn expect_all(wal: &walrus_wal::Walrus) {
             .batch_read_for_topic(t, usize::MAX, false)
             .unwrap()
             .into_iter()
-            .map(|e| e.data)
+            .map(|e| e.data.to_vec())
             .collect();
         assert_eq!(got, want, "{t}");
     }

@@ -18,7 +18,7 @@ fn interleaved_topics_round_trip_and_survive_reopen() {
             // Consume half of alpha before the reopen.
             for i in 0..50 {
                 let e = wal.read_next("alpha", true).unwrap().unwrap();
-                assert_eq!((e.seq, e.data), (i, payload("alpha", i)));
+                assert_eq!((e.seq, e.data.to_vec()), (i, payload("alpha", i)));
             }
         }
         let wal = open(dir.path(), backend);
@@ -43,12 +43,21 @@ fn peek_does_not_move_the_cursor() {
         let wal = open(dir.path(), backend);
         wal.append_for_topic("t", b"one").unwrap();
         wal.append_for_topic("t", b"two").unwrap();
-        assert_eq!(wal.read_next("t", false).unwrap().unwrap().data, b"one");
-        assert_eq!(wal.read_next("t", false).unwrap().unwrap().data, b"one");
-        assert_eq!(wal.read_next("t", true).unwrap().unwrap().data, b"one");
-        assert_eq!(wal.read_next("t", true).unwrap().unwrap().data, b"two");
+        assert_eq!(
+            wal.read_next("t", false).unwrap().unwrap().data,
+            &b"one"[..]
+        );
+        assert_eq!(
+            wal.read_next("t", false).unwrap().unwrap().data,
+            &b"one"[..]
+        );
+        assert_eq!(wal.read_next("t", true).unwrap().unwrap().data, &b"one"[..]);
+        assert_eq!(wal.read_next("t", true).unwrap().unwrap().data, &b"two"[..]);
         assert_eq!(wal.read_next("t", true).unwrap(), None);
         wal.append_for_topic("t", b"three").unwrap();
-        assert_eq!(wal.read_next("t", true).unwrap().unwrap().data, b"three");
+        assert_eq!(
+            wal.read_next("t", true).unwrap().unwrap().data,
+            &b"three"[..]
+        );
     }
 }

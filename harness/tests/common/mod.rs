@@ -68,7 +68,7 @@ impl MemStore {
         }
         Some(Entry {
             seq: pos as u64,
-            data,
+            data: data.into(),
         })
     }
 }

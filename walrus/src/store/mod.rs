@@ -44,8 +44,12 @@ pub const MAX_BATCH_ENTRIES: usize = 2_000;
 pub struct Entry {
     /// Position of the entry in its topic, counting from 0.
     pub seq: u64,
-    /// The bytes that were appended.
-    pub data: Vec<u8>,
+    /// The bytes that were appended. Walrus hands out slices of the buffer
+    /// a read filled (one allocation per read, not per entry), so an entry
+    /// kept alive keeps that buffer alive too: up to the read-ahead of one
+    /// batch read (at most 16 MiB) or 64 KiB for `read_next`. Copy it
+    /// (`data.to_vec()`) to keep a few entries of a large batch for long.
+    pub data: bytes::Bytes,
 }
 
 impl fmt::Debug for Entry {

@@ -41,7 +41,7 @@ pub fn drain(wal: &Walrus, topic: &str) -> Vec<Vec<u8>> {
         if batch.is_empty() {
             return out;
         }
-        out.extend(batch.into_iter().map(|e| e.data));
+        out.extend(batch.into_iter().map(|e| e.data.to_vec()));
     }
 }
 
