@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 const DEFAULT_SEGMENT_BYTES: u64 = 64 << 20;
 const DEFAULT_BLOCK_BYTES: u64 = 1 << 20;
@@ -1093,13 +1093,17 @@ impl Background {
     }
 
     fn run(inner: &Inner, interval: Option<Duration>) {
+        // When the next sync round is due (never without an interval). Other
+        // wake-ups (deletions, checkpoint requests) do not move it, so they
+        // add no sync rounds to the schedule.
+        let mut next_round = interval.map(|every| Instant::now() + every);
         loop {
             let (stop, checkpoint, reclaim) = {
                 let mut state = inner.signal.state.lock();
                 if state.stop == Stop::No && !state.checkpoint && state.reclaim.is_empty() {
-                    match interval {
-                        Some(every) => {
-                            inner.signal.wake.wait_for(&mut state, every);
+                    match next_round {
+                        Some(at) => {
+                            inner.signal.wake.wait_until(&mut state, at);
                         }
                         None => inner.signal.wake.wait(&mut state),
                     }
@@ -1116,9 +1120,12 @@ impl Background {
             for segment in reclaim {
                 inner.reclaim(segment);
             }
+            let round_due =
+                next_round.is_some_and(|at| stop == Stop::Flush || Instant::now() >= at);
             let round = if checkpoint && stop == Stop::No {
                 inner.checkpoint()
-            } else if interval.is_some() {
+            } else if round_due {
+                next_round = interval.map(|every| Instant::now() + every);
                 inner.sync_round()
             } else {
                 Ok(())
