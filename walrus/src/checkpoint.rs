@@ -27,7 +27,8 @@
 //!  end u64     crc64 of every byte before it
 //! ```
 
-use crate::format::{crc64, FORMAT_VERSION};
+use crate::crc::crc64;
+use crate::format::FORMAT_VERSION;
 use crate::storage::{FileKind, OpenMode, Storage};
 use crate::store::{Error, Result};
 use std::collections::HashMap;

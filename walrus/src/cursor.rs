@@ -28,7 +28,8 @@
 //!              u16 topic length, topic bytes
 //! ```
 
-use crate::format::{crc64, FORMAT_VERSION};
+use crate::crc::crc64;
+use crate::format::FORMAT_VERSION;
 use crate::segment::GroupSync;
 use crate::storage::{FileKind, OpenMode, Storage, StorageFile};
 use crate::store::{Error, Result, MAX_TOPIC_LEN};

@@ -533,10 +533,11 @@ impl Walrus {
             inner.delete_segment(&segment);
         }
         let interval = b.fsync.interval();
-        let background = Some(Background::start(inner.clone(), interval));
+        let background = Background::start(inner.clone(), interval)
+            .map_err(|e| Error::io("starting the background thread", e))?;
         Ok(Walrus {
             inner,
-            background,
+            background: Some(background),
             crashed: false,
         })
     }
@@ -1083,13 +1084,12 @@ struct Background {
 }
 
 impl Background {
-    fn start(inner: Arc<Inner>, interval: Option<Duration>) -> Background {
+    fn start(inner: Arc<Inner>, interval: Option<Duration>) -> std::io::Result<Background> {
         let inner2 = inner.clone();
         let handle = std::thread::Builder::new()
             .name("walrus-background".into())
-            .spawn(move || Background::run(&inner2, interval))
-            .expect("spawning the background thread");
-        Background { inner, handle }
+            .spawn(move || Background::run(&inner2, interval))?;
+        Ok(Background { inner, handle })
     }
 
     fn run(inner: &Inner, interval: Option<Duration>) {

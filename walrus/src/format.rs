@@ -37,6 +37,7 @@
 //!  ..  payloads, back to back; then zero padding to a multiple of 8
 //! ```
 
+use crate::crc::crc64;
 use crate::store::{Error, Result, MAX_BATCH_ENTRIES, MAX_TOPIC_LEN};
 use std::path::Path;
 
@@ -55,10 +56,6 @@ pub const ALIGN: u64 = 8;
 
 pub fn align_up(n: u64, to: u64) -> u64 {
     n.div_ceil(to) * to
-}
-
-pub fn crc64(parts: &[&[u8]]) -> u64 {
-    crate::crc::crc64(parts)
 }
 
 fn u16_at(b: &[u8], at: usize) -> u16 {
