@@ -3,7 +3,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: test fmt fmt-check clippy unit deps help
+.PHONY: test fmt fmt-check clippy unit unit-light unit-stores deps deps-test help
 
 help:
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | sort
@@ -11,19 +11,34 @@ help:
 deps: ## install system packages the build needs (libclang for the rocksdb crate)
 	@bash scripts/install-deps.sh
 
+deps-test: ## the dependency checks against fake library directories
+	bash scripts/test-install-deps.sh
+
 fmt: ## format the workspace
 	$(CARGO) fmt --all
 
 fmt-check:
 	$(CARGO) fmt --all -- --check
 
+# RocksDB's C++ takes 10-15 minutes to compile per cargo profile. Everything
+# that links it (clippy with every feature, the suites run against every
+# store) builds in the release profile, the one `make compare` uses, so a
+# fresh machine compiles RocksDB once. The rest of the tests run in the dev
+# profile, where debug assertions and overflow checks are on.
+LIGHT_FEATURES := walrus-wal/test-support,walrus-adapters/sled,walrus-async/sled,walrus-harness/sled,walrus-benchmarks/sled
+
 clippy: deps
-	$(CARGO) clippy --workspace --all-targets --all-features -- -D warnings
+	$(CARGO) clippy --release --workspace --all-targets --all-features -- -D warnings
 
-unit: deps
-	$(CARGO) test --workspace --all-features
+unit: unit-light unit-stores
 
-test: fmt-check test-report clippy unit ## fmt check, report pages in Chromium, clippy -D warnings, every test
+unit-light: ## every test that does not need RocksDB (dev profile)
+	$(CARGO) test --workspace --exclude walrus-proptests --features $(LIGHT_FEATURES)
+
+unit-stores: deps ## the conformance and process-kill suites against every store (release profile)
+	$(CARGO) test --release -p walrus-proptests -p walrus-adapters --all-features
+
+test: fmt-check deps-test test-report clippy unit ## fmt check, dependency checks, report pages in Chromium, clippy -D warnings, every test
 
 # --- Benchmarks -------------------------------------------------------------
 # Settings come from the environment exactly as the benchmarking guide lists
@@ -122,7 +137,7 @@ CRASH_CASES ?= 100000
 KILL_POINTS ?= 300
 crash-soak: deps ## long crash suites: CRASH_CASES model cases, KILL_POINTS kills per store x mode
 	PROPTEST_CASES=$(CRASH_CASES) $(CARGO) test --release -p walrus-wal --test crash_model
-	KILL_POINTS=$(KILL_POINTS) $(CARGO) test -p walrus-proptests --features rocksdb,sled --test process_kill -- --nocapture
+	KILL_POINTS=$(KILL_POINTS) $(CARGO) test --release -p walrus-proptests --features rocksdb,sled --test process_kill -- --nocapture
 
 FUZZ_SECONDS ?= 300
 FUZZ_WORK := $(or $(CARGO_TARGET_DIR),target)/fuzz-corpus
