@@ -69,15 +69,27 @@ impl Syncer {
         }
     }
 
-    /// Resolves once `pending` is durable (or its sync failed).
+    /// Resolves once `pending` is durable (or its sync failed), and makes
+    /// its entries readable (`PendingWrite::wait`, which returns at once
+    /// for a durable write).
     pub(crate) async fn durable(&self, pending: PendingWrite) -> Result<()> {
+        if pending.needs_other_segments() {
+            // The topic's previous block, in another segment, is not durable
+            // yet (once per block switch at most). Its sync may be one this
+            // thread's syncer leads, so wait where blocking is allowed.
+            return tokio::task::spawn_blocking(move || pending.wait())
+                .await
+                .unwrap_or_else(|e| {
+                    Err(Error::Failed(format!("the blocking sync task died: {e}")))
+                });
+        }
         let Some(sync) = pending.segment().filter(|_| !pending.is_durable()) else {
             // Nothing to wait for (NoFsync, Milliseconds). Still spend a
             // unit of the task's coop budget: a task appending in a loop
             // would otherwise never yield, and starve every other task on
             // the thread, timers included.
             tokio::task::coop::consume_budget().await;
-            return Ok(());
+            return pending.wait();
         };
         let (tx, rx) = oneshot::channel();
         self.shared
@@ -97,7 +109,9 @@ impl Syncer {
             Err(Error::Failed(
                 "the async syncer stopped before this append was synced".into(),
             ))
-        })
+        })?;
+        debug_assert!(pending.is_durable(), "acknowledged only once synced");
+        pending.wait()
     }
 
     /// Serves every registered waiter, then ends the task.

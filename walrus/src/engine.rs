@@ -11,7 +11,7 @@ use crate::store::{
     validate_batch_len, validate_topic, Entry, Error, FsyncSchedule, LogStore, ReadConsistency,
     Result,
 };
-use crate::topic::{Block, Topic};
+use crate::topic::{Block, Mark, Topic, MAX_EXTENT_BYTES};
 use parking_lot::{Condvar, Mutex, RwLock};
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
@@ -30,6 +30,9 @@ const DEFAULT_KEY: &str = "default";
 /// How far a consumer reading one entry at a time reads ahead.
 const SINGLE_READ_AHEAD: u64 = 64 << 10;
 const MAX_KEY_LEN: usize = 64;
+/// The largest segment: every extent must fit a [`Mark`] (and frame lengths
+/// are u32 on disk).
+const MAX_SEGMENT_BYTES: u64 = MAX_EXTENT_BYTES - MAX_EXTENT_BYTES % EXTENT_UNIT;
 
 /// Configures and opens a [`Walrus`]. Nothing here reads the process
 /// environment unless asked to (`Walrus::new` and friends do).
@@ -166,11 +169,13 @@ impl WalrusBuilder {
             self.block_bytes >= 2 * EXTENT_UNIT && self.block_bytes.is_multiple_of(EXTENT_UNIT);
         if !block_ok
             || self.segment_bytes < self.block_bytes + EXTENT_UNIT
+            || self.segment_bytes > MAX_SEGMENT_BYTES
             || !self.segment_bytes.is_multiple_of(EXTENT_UNIT)
         {
             return Err(Error::InvalidInput(format!(
                 "segment of {} bytes and block of {} bytes: both must be multiples of {EXTENT_UNIT}, \
-                 the block at least {}, and the segment larger than one block",
+                 the block at least {}, and the segment larger than one block and at most \
+                 {MAX_SEGMENT_BYTES} bytes",
                 self.segment_bytes,
                 self.block_bytes,
                 2 * EXTENT_UNIT
@@ -218,21 +223,69 @@ pub struct TopicInfo {
 /// [`Walrus::append_pending`]. Dropping it does not undo the write; the
 /// entries stay in the log and a later sync makes them durable, but the
 /// append was never acknowledged.
+///
+/// Under `SyncEach` the entries become readable only once the write is
+/// durable: when [`PendingWrite::wait`] returns, when a dropped
+/// `PendingWrite` finds itself durable, when a later append of the topic is
+/// acknowledged, or when `sync()` returns.
 #[must_use = "an append is acknowledged only once its PendingWrite is durable"]
 pub struct PendingWrite {
     /// `None` when the schedule asks for no sync before acknowledging
     /// (`Milliseconds`, `NoFsync`).
     sync: Option<SegmentSync>,
     ticket: u64,
+    /// `SyncEach`: what the acknowledgement makes readable.
+    publication: Option<Publication>,
+}
+
+/// The frames an acknowledged `SyncEach` append makes readable: its own, and
+/// those of the topic's earlier blocks that were not readable yet (whose
+/// durability it waits for too).
+struct Publication {
+    block: Arc<Block>,
+    mark: Mark,
+    behind: Vec<Arc<Block>>,
+}
+
+impl Publication {
+    fn behind_durable(&self) -> bool {
+        self.behind
+            .iter()
+            .all(|b| b.segment.sync.is_synced(b.last_ticket()))
+    }
+
+    /// Makes the frames readable; the caller has checked they are durable.
+    fn publish(self) {
+        for block in &self.behind {
+            block.publish(block.written());
+        }
+        self.block.publish(self.mark);
+    }
 }
 
 impl PendingWrite {
     /// Whether the append is already as durable as the schedule promises
     /// at acknowledgement: always for `Milliseconds` and `NoFsync`; for
     /// `SyncEach` once a sync of its segment that started after the write
-    /// has finished.
+    /// has finished (and the topic's earlier writes in other segments are
+    /// durable too).
     pub fn is_durable(&self) -> bool {
         self.sync.as_ref().is_none_or(|s| s.is_synced(self.ticket))
+            && self
+                .publication
+                .as_ref()
+                .is_none_or(Publication::behind_durable)
+    }
+
+    /// Whether durability needs more than a sync of [`PendingWrite::segment`]
+    /// through [`PendingWrite::ticket`]: the topic's previous block lives in
+    /// another segment and its last frames are not durable yet. A driver
+    /// that syncs segments itself then calls [`PendingWrite::wait`] where
+    /// blocking is allowed.
+    pub fn needs_other_segments(&self) -> bool {
+        self.publication
+            .as_ref()
+            .is_some_and(|p| !p.behind_durable())
     }
 
     /// The write's place in its segment's sequence of writes; a sync that
@@ -248,12 +301,42 @@ impl PendingWrite {
     }
 
     /// Blocks until the append is durable, sharing the fdatasync with every
-    /// concurrent waiter on the same segment (group commit). A failed sync
-    /// is final: it fails this and every later write of the instance.
-    pub fn wait(self) -> Result<()> {
-        match &self.sync {
-            Some(sync) => sync.sync_append(self.ticket),
-            None => Ok(()),
+    /// concurrent waiter on the same segment (group commit), and makes its
+    /// entries readable. A failed sync is final: it fails this and every
+    /// later write of the instance. Returns at once when the append is
+    /// durable already.
+    pub fn wait(mut self) -> Result<()> {
+        if let Some(sync) = &self.sync {
+            sync.sync_append(self.ticket)?;
+            if let Some(publication) = &self.publication {
+                for block in &publication.behind {
+                    let ticket = block.last_ticket();
+                    if !block.segment.sync.is_synced(ticket) {
+                        let behind = SegmentSync {
+                            inner: sync.inner.clone(),
+                            segment: block.segment.clone(),
+                        };
+                        behind.sync_through(ticket)?;
+                    }
+                }
+            }
+        }
+        if let Some(publication) = self.publication.take() {
+            publication.publish();
+        }
+        Ok(())
+    }
+}
+
+impl Drop for PendingWrite {
+    /// An append dropped unacknowledged still becomes readable once it is
+    /// durable; if it is not yet, a later acknowledgement or `sync()` of
+    /// the topic publishes it.
+    fn drop(&mut self) {
+        if self.is_durable() {
+            if let Some(publication) = self.publication.take() {
+                publication.publish();
+            }
         }
     }
 }
@@ -369,6 +452,8 @@ impl Drop for SyncLead {
 struct Written {
     segment: Arc<Segment>,
     ticket: u64,
+    /// `SyncEach`: what to make readable once durable.
+    publication: Option<Publication>,
 }
 
 /// A topic-based write-ahead log. See the crate docs and `docs/format.md`.
@@ -461,34 +546,36 @@ impl Walrus {
                 d.reason
             );
         }
-        let mut report = recovered.report;
+        let report = recovered.report;
+        // What recovery accepted may exist only in the page cache (the
+        // previous process crashed before syncing). Readers are shown it
+        // from now on, and under `SyncEach` they may only see durable
+        // entries; and new acknowledged entries must not follow entries a
+        // power loss could still take.
+        for segment in recovered.segments.values() {
+            segment
+                .file
+                .sync()
+                .map_err(|e| Error::io(format!("syncing {}", segment.path.display()), e))?;
+        }
         let mut topics = HashMap::new();
         let mut deletable = Vec::new();
         for (name, state) in recovered.topics {
-            // Entries below the cursor may be gone (reclaimed, or consumed
-            // before a power loss took them); sequence numbers never go back,
-            // so the topic continues at least from its cursor. A cursor below
-            // the first surviving entry means entries were lost: report it.
+            // Recovery starts each chain at or below the cursor. Entries
+            // below it may be gone (reclaimed, or consumed before a power
+            // loss took them); sequence numbers never go back, so the topic
+            // continues at least from its cursor.
             let cursor = positions.get(&name).copied().unwrap_or(0);
-            let first = state.blocks.front().map_or(state.next_seq, |b| b.first_seq);
-            let clamped = cursor.max(first.min(state.next_seq));
-            if clamped != cursor {
-                report.dropped.push(recovery::Dropped {
-                    file: dir.join("cursors.snap"),
-                    offset: 0,
-                    topic: Some(name.clone()),
-                    reason: format!("entries {cursor}..{first} are missing"),
-                });
-            }
-            positions.insert(name.clone(), clamped);
+            debug_assert!(state.blocks.front().is_none_or(|b| b.first_seq <= cursor));
+            positions.insert(name.clone(), cursor);
             let topic = Topic::new(
                 name.clone(),
                 state.blocks,
-                state.next_seq.max(clamped),
+                state.next_seq.max(cursor),
                 state.next_block_seq,
-                clamped,
+                cursor,
             );
-            deletable.extend(release_consumed(&topic, clamped));
+            deletable.extend(release_consumed(&topic, cursor));
             topics.insert(name, Arc::new(topic));
         }
         // Topics whose data is all reclaimed live on in their cursors only.
@@ -594,6 +681,7 @@ impl Walrus {
         Ok(PendingWrite {
             sync,
             ticket: written.ticket,
+            publication: written.publication,
         })
     }
 
@@ -681,8 +769,7 @@ fn lock_dir(data_dir: &Path, dir: &Path) -> Result<File> {
     if data_dir.exists() && !data_dir.is_dir() {
         return Err(bad("it is not a directory".into()));
     }
-    std::fs::create_dir_all(dir)
-        .map_err(|e| bad(format!("cannot create {}: {e}", dir.display())))?;
+    create_dir_durably(dir).map_err(|e| bad(format!("cannot create {}: {e}", dir.display())))?;
     let path = dir.join("LOCK");
     let file = std::fs::OpenOptions::new()
         .create(true)
@@ -700,13 +787,38 @@ fn lock_dir(data_dir: &Path, dir: &Path) -> Result<File> {
     }
 }
 
+/// Creates `dir` and any missing parents, and fsyncs the parent of each
+/// directory it created: a directory entry is durable only once its parent
+/// is synced, and a segment synced into a directory a power loss forgets is
+/// lost with it.
+fn create_dir_durably(dir: &Path) -> std::io::Result<()> {
+    let mut missing = Vec::new();
+    let mut at = dir;
+    while !at.exists() {
+        missing.push(at);
+        match at.parent() {
+            Some(parent) if !parent.as_os_str().is_empty() => at = parent,
+            _ => break,
+        }
+    }
+    std::fs::create_dir_all(dir)?;
+    for created in missing.iter().rev() {
+        let parent = created
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        crate::storage::sync_dir(parent)?;
+    }
+    Ok(())
+}
+
 /// Drops the topic's leading extents whose entries are all below `consumed`;
 /// returns segments that became empty.
 fn release_consumed(topic: &Topic, consumed: u64) -> Vec<Arc<Segment>> {
     let mut deletable = Vec::new();
     let mut blocks = topic.blocks.write();
     while let Some(front) = blocks.front() {
-        if !front.is_sealed() || front.committed().1 > consumed {
+        if !front.is_sealed() || front.written().seq > consumed {
             break;
         }
         let block = blocks.pop_front().expect("front exists");
@@ -774,32 +886,62 @@ impl Inner {
         }
         self.check_writable()?;
         let topic = self.topic(topic_name)?;
-        let (segment, ticket) = {
-            let mut w = topic.writer.lock();
-            let need = align_up(len, ALIGN);
-            let block = match &w.block {
-                Some(b) if b.room() >= need => b.clone(),
-                _ => self.new_block(&topic, &mut w, need)?,
-            };
-            let (off, _) = block.committed();
-            let first_seq = w.next_seq;
-            encode_frame(&mut w.buf, first_seq, payloads);
-            debug_assert_eq!(w.buf.len() as u64, need);
-            if let Err(e) = block.segment.file.write_all_at(&w.buf, off) {
-                // The extent's tail may now hold a partial frame: never write
-                // after it again.
-                w.block = None;
-                block.seal();
-                return Err(Error::io(
-                    format!("appending to {}", block.segment.path.display()),
-                    e,
-                ));
-            }
-            w.next_seq += payloads.len() as u64;
-            block.commit(off + need, w.next_seq);
-            (block.segment.clone(), block.segment.sync.note_write())
+        let sync_each = self.fsync == FsyncSchedule::SyncEach;
+        let mut w = topic.writer.lock();
+        let need = align_up(len, ALIGN);
+        let block = match &w.block {
+            Some(b) if b.room() >= need => b.clone(),
+            _ => self.new_block(&topic, &mut w, need)?,
         };
-        Ok(Written { segment, ticket })
+        let at = block.written();
+        let first_seq = w.next_seq;
+        encode_frame(&mut w.buf, first_seq, payloads);
+        assert_eq!(w.buf.len() as u64, need, "frame length as computed");
+        if let Err(e) = block.segment.file.write_all_at(&w.buf, at.off) {
+            // The extent's tail may now hold a partial frame: never write
+            // after it again.
+            w.block = None;
+            self.retire_block(&mut w, block.clone());
+            return Err(Error::io(
+                format!("appending to {}", block.segment.path.display()),
+                e,
+            ));
+        }
+        w.next_seq += payloads.len() as u64;
+        let mark = Mark {
+            off: at.off + need,
+            seq: w.next_seq,
+        };
+        // The ticket is taken before the frame is recorded: a checkpoint
+        // that sees the frame then also finds it counted, so the sync it
+        // runs before vouching covers the frame.
+        let ticket = block.segment.sync.note_write();
+        block.record_write(mark, ticket, !sync_each);
+        let publication = sync_each.then(|| {
+            w.behind.retain(|b| !b.fully_readable());
+            Publication {
+                block: block.clone(),
+                mark,
+                behind: w.behind.clone(),
+            }
+        });
+        Ok(Written {
+            segment: block.segment.clone(),
+            ticket,
+            publication,
+        })
+    }
+
+    /// The writer is done with `block`: no frame is written there again.
+    /// Under `SyncEach` a block whose last frames are not readable yet is
+    /// kept in `behind`, so that later appends wait for them.
+    fn retire_block(&self, w: &mut crate::topic::Writer, block: Arc<Block>) {
+        block.seal();
+        // The writer is done with it; readers fault back what they need.
+        block.evict();
+        if self.fsync == FsyncSchedule::SyncEach && !block.fully_readable() {
+            w.behind.push(block);
+        }
     }
 
     /// Gives the topic a fresh extent with room for a frame of `need` bytes.
@@ -844,9 +986,7 @@ impl Inner {
         topic.blocks.write().push_back(block.clone());
         self.count_toward_checkpoint(extent_len);
         if let Some(old) = w.block.replace(block.clone()) {
-            old.seal();
-            // The writer is done with it; readers fault back what they need.
-            old.evict();
+            self.retire_block(w, old);
         }
         Ok(block)
     }
@@ -968,12 +1108,13 @@ impl Inner {
         let mut extents = crate::checkpoint::Extents::new();
         for topic in self.topics.read().values() {
             for block in topic.blocks.read().iter() {
-                // Sealed first: a sealed block's commit position is final.
+                // Sealed first: a sealed block's written mark is final. The
+                // mark is one atomic, so its offset and entry agree.
                 let sealed = block.is_sealed();
-                let (end_off, end_seq) = block.committed();
+                let end = block.written();
                 let vouched = crate::checkpoint::Vouched {
-                    end_off,
-                    end_seq,
+                    end_off: end.off,
+                    end_seq: end.seq,
                     sealed,
                 };
                 extents.insert((block.segment.id, block.extent_start()), vouched);
@@ -1013,14 +1154,46 @@ impl Inner {
         }
     }
 
+    /// Syncs every segment. Under `SyncEach` the frames written before the
+    /// sync then become readable (appends that were never acknowledged
+    /// would otherwise stay invisible until a later one is).
     fn sync_segments(&self) -> Result<()> {
+        let unreadable = if self.fsync == FsyncSchedule::SyncEach {
+            self.unreadable_marks()
+        } else {
+            Vec::new()
+        };
         let segments: Vec<_> = self.segments.lock().values().cloned().collect();
         for segment in segments {
             segment.sync_all().map_err(|e| {
                 self.fail(Error::io(format!("syncing {}", segment.path.display()), e))
             })?;
         }
+        for (block, mark) in unreadable {
+            block.publish(mark);
+        }
         Ok(())
+    }
+
+    /// The written marks of every block whose frames are not all readable.
+    /// Blocks become readable in order, so each topic's walk stops at its
+    /// first sealed, fully readable block from the tail.
+    fn unreadable_marks(&self) -> Vec<(Arc<Block>, Mark)> {
+        let mut marks = Vec::new();
+        for topic in self.topics.read().values() {
+            for block in topic.blocks.read().iter().rev() {
+                // Sealed first: then the written mark read below is final.
+                let sealed = block.is_sealed();
+                if block.fully_readable() {
+                    if sealed {
+                        break;
+                    }
+                    continue;
+                }
+                marks.push((block.clone(), block.written()));
+            }
+        }
+        marks
     }
 
     /// Retires a segment whose entries are all consumed: it is no longer
@@ -1096,7 +1269,9 @@ impl Background {
         // When the next sync round is due (never without an interval). Other
         // wake-ups (deletions, checkpoint requests) do not move it, so they
         // add no sync rounds to the schedule.
-        let mut next_round = interval.map(|every| Instant::now() + every);
+        // An interval too long for `Instant` (`Milliseconds(u64::MAX)`)
+        // means no timed round at all.
+        let mut next_round = interval.and_then(|every| Instant::now().checked_add(every));
         loop {
             let (stop, checkpoint, reclaim) = {
                 let mut state = inner.signal.state.lock();
@@ -1125,7 +1300,7 @@ impl Background {
             let round = if checkpoint && stop == Stop::No {
                 inner.checkpoint()
             } else if round_due {
-                next_round = interval.map(|every| Instant::now() + every);
+                next_round = interval.and_then(|every| Instant::now().checked_add(every));
                 inner.sync_round()
             } else {
                 Ok(())

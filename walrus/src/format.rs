@@ -53,6 +53,11 @@ pub const FRAME_HEADER_LEN: usize = 24;
 
 /// Every frame and block payload starts on a multiple of this.
 pub const ALIGN: u64 = 8;
+/// Sequence numbers (of entries and of a topic's blocks) and segment ids
+/// read from disk must lie below this. A real log takes centuries to get
+/// near it; a value above it is damage, and refusing it keeps the `+ 1`s
+/// and `+= count`s that recovery does on such values from overflowing.
+pub const MAX_SEQ: u64 = 1 << 62;
 
 pub fn align_up(n: u64, to: u64) -> u64 {
     n.div_ceil(to) * to
@@ -187,11 +192,15 @@ impl BlockHeader {
         if !extent_len.is_multiple_of(unit) || extent_len > room || extent_len <= data_offset {
             return None;
         }
+        let (block_seq, first_entry_seq) = (u64_at(b, 16), u64_at(b, 24));
+        if block_seq >= MAX_SEQ || first_entry_seq >= MAX_SEQ {
+            return None;
+        }
         Some(BlockHeader {
             topic: String::from_utf8(topic.to_vec()).ok()?,
             extent_len,
-            block_seq: u64_at(b, 16),
-            first_entry_seq: u64_at(b, 24),
+            block_seq,
+            first_entry_seq,
         })
     }
 }
@@ -208,6 +217,14 @@ pub fn frame_len(payload_lens: impl IntoIterator<Item = usize>) -> u64 {
 pub fn encode_frame(out: &mut Vec<u8>, first_seq: u64, payloads: &[&[u8]]) {
     debug_assert!(!payloads.is_empty() && payloads.len() <= MAX_BATCH_ENTRIES);
     let len = frame_len(payloads.iter().map(|p| p.len()));
+    assert!(
+        len <= u32::MAX as u64,
+        "frame of {len} bytes: lengths are u32 on disk"
+    );
+    assert!(
+        first_seq < MAX_SEQ,
+        "entry {first_seq} past the sequence range"
+    );
     out.clear();
     out.reserve(align_up(len, ALIGN) as usize);
     out.extend_from_slice(&[0u8; 8]);
@@ -278,11 +295,17 @@ impl FrameHeader {
                 "frame length {len} out of range (room {room})"
             )));
         }
+        let first_seq = u64_at(b, 16);
+        if first_seq >= MAX_SEQ {
+            return Err(FrameError::Invalid(format!(
+                "entry {first_seq} out of range"
+            )));
+        }
         Ok(FrameHeader {
             crc: u64_at(b, 0),
             len,
             count,
-            first_seq: u64_at(b, 16),
+            first_seq,
         })
     }
 

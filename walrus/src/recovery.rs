@@ -5,12 +5,12 @@
 
 use crate::format::{
     align_up, BlockHeader, FrameHeader, SegmentHeader, ALIGN, BLOCK_HEADER_FIXED_LEN, BLOCK_MAGIC,
-    FRAME_HEADER_LEN, SEGMENT_HEADER_LEN,
+    FRAME_HEADER_LEN, MAX_SEQ, SEGMENT_HEADER_LEN,
 };
 use crate::segment::{parse_segment_name, Segment, EXTENT_UNIT};
 use crate::storage::{FileKind, OpenMode, Storage};
 use crate::store::{Error, Result, MAX_TOPIC_LEN};
-use crate::topic::Block;
+use crate::topic::{Block, Mark};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -79,8 +79,17 @@ pub fn recover(
         let Some(id) = parse_segment_name(&name) else {
             continue;
         };
-        next_segment_id = next_segment_id.max(id + 1);
         let path = dir.join(&name);
+        if id >= MAX_SEQ {
+            report.dropped.push(Dropped {
+                file: path,
+                offset: 0,
+                topic: None,
+                reason: format!("segment id {id} out of range; file left alone"),
+            });
+            continue;
+        }
+        next_segment_id = next_segment_id.max(id + 1);
         let Some(segment) = open_segment(storage, &path, id)? else {
             storage
                 .remove(&path)
@@ -104,7 +113,7 @@ pub fn recover(
         report.entries += state
             .blocks
             .iter()
-            .map(|b| b.committed().1 - b.first_seq)
+            .map(|b| b.written().seq - b.first_seq)
             .sum::<u64>();
         topics.insert(name, state);
     }
@@ -221,7 +230,8 @@ fn scan_extents(segment: &Arc<Segment>, report: &mut RecoveryReport) -> Result<V
 
 /// Links a topic's extents by block sequence and first entry: an extent
 /// continues the chain only if it starts exactly where the previous one's
-/// valid frames end, or anywhere up to the consumer's `cursor`. The rest are cut out (marked dead) so that no later
+/// valid frames end, or anywhere up to the consumer's `cursor` (the first
+/// one included). The rest are cut out (marked dead) so that no later
 /// recovery can stitch stale frames back in.
 fn build_chain(
     topic: &str,
@@ -236,13 +246,15 @@ fn build_chain(
         .max()
         .unwrap_or(0);
     let mut blocks: VecDeque<Arc<Block>> = VecDeque::new();
+    // Entries below the cursor may be gone (reclaimed, or consumed before a
+    // power loss took them), so the chain may start anywhere up to it; an
+    // extent that starts past it follows lost entries and is no prefix.
     let mut next_seq = candidates
         .first()
-        .map(|c| c.header.first_entry_seq)
-        .unwrap_or(0);
+        .map_or(0, |c| c.header.first_entry_seq.min(cursor));
     for c in candidates {
         let continues = match blocks.back() {
-            None => true,
+            None => c.header.first_entry_seq <= cursor,
             // A gap is fine where every entry in it was consumed: those
             // entries may be gone (reclaimed, or lost unsynced after being
             // read) and the topic resumed from its cursor.
@@ -279,7 +291,11 @@ fn build_chain(
             .and_then(|x| x.get(&(c.segment.id, c.start)))
             .copied()
             .filter(|v| {
-                (block.data_start..=block.end).contains(&v.end_off) && v.end_seq >= block.first_seq
+                // Every entry takes at least 4 bytes: more entries than that
+                // is a damaged checkpoint, never to be trusted.
+                (block.data_start..=block.end).contains(&v.end_off)
+                    && v.end_seq >= block.first_seq
+                    && v.end_seq - block.first_seq <= (v.end_off - block.data_start) / 4
             });
         if vouched.is_some() {
             report.checkpointed_extents += 1;
@@ -293,7 +309,14 @@ fn build_chain(
                 report,
             )?,
         };
-        block.commit(end_off, end_seq);
+        block.record_write(
+            Mark {
+                off: end_off,
+                seq: end_seq,
+            },
+            0,
+            true,
+        );
         block.seal();
         c.segment.add_block();
         next_seq = end_seq;

@@ -12,6 +12,20 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 /// One extent of a topic.
+///
+/// Two positions describe its frames, each a [`Mark`] packed into one
+/// `AtomicU64` so that its offset and sequence number are always read as the
+/// pair one store published (two atomics read one after the other can pair
+/// an old offset with a new sequence number):
+/// - `written`: frames written to the file and counted by their segment's
+///   group commit. Only the topic's writer advances it. A recovery
+///   checkpoint vouches for it after syncing the segment.
+/// - `readable`: frames readers may return. Under `SyncEach` the appender
+///   publishes its frame here only once the frame is durable, so no reader
+///   ever sees (or consumes) an entry a power loss can take; under the
+///   other schedules the writer publishes it at once with `written`.
+///
+/// `readable <= written` always, and neither moves backwards.
 pub struct Block {
     pub segment: Arc<Segment>,
     /// File offset of the first frame.
@@ -20,15 +34,28 @@ pub struct Block {
     pub end: u64,
     pub block_seq: u64,
     pub first_seq: u64,
-    /// Sequence number after the last committed entry. Stored before
-    /// `committed_off`, which publishes it.
-    committed_seq: AtomicU64,
-    /// File offset after the last committed frame (Release-stored by the
-    /// writer, Acquire-loaded by readers: bytes below it are complete).
-    committed_off: AtomicU64,
-    /// The writer has moved to a later block; `committed_*` are final.
+    written: AtomicU64,
+    readable: AtomicU64,
+    /// The segment group-commit ticket of the last frame written here (0:
+    /// none yet). Final once the block is sealed.
+    last_ticket: AtomicU64,
+    /// The writer has moved to a later block; `written` is final.
     sealed: AtomicBool,
 }
+
+/// A position in a block: the file offset after a frame and the sequence
+/// number after its last entry. Packed relative to the block's start (high
+/// half: entries, low half: bytes), which fits because an extent is at most
+/// `u32::MAX` bytes and every entry takes at least 4 of them. Packed marks
+/// of one block order as their positions do, so `fetch_max` advances one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Mark {
+    pub off: u64,
+    pub seq: u64,
+}
+
+/// The largest extent a [`Mark`] can describe.
+pub const MAX_EXTENT_BYTES: u64 = u32::MAX as u64;
 
 impl Block {
     pub fn new(
@@ -38,28 +65,91 @@ impl Block {
         block_seq: u64,
         first_seq: u64,
     ) -> Block {
+        assert!(
+            data_start <= end && end - data_start <= MAX_EXTENT_BYTES,
+            "extent [{data_start}, {end}) too large for a mark"
+        );
         Block {
             segment,
             data_start,
             end,
             block_seq,
             first_seq,
-            committed_seq: AtomicU64::new(first_seq),
-            committed_off: AtomicU64::new(data_start),
+            written: AtomicU64::new(0),
+            readable: AtomicU64::new(0),
+            last_ticket: AtomicU64::new(0),
             sealed: AtomicBool::new(false),
         }
     }
 
-    pub fn committed(&self) -> (u64, u64) {
-        let off = self.committed_off.load(Ordering::Acquire);
-        (off, self.committed_seq.load(Ordering::Acquire))
+    fn pack(&self, mark: Mark) -> u64 {
+        let bytes = mark.off - self.data_start;
+        let entries = mark.seq - self.first_seq;
+        assert!(
+            mark.off <= self.end && mark.off >= self.data_start && entries <= u32::MAX as u64,
+            "mark {mark:?} outside block [{}, {}) from entry {}",
+            self.data_start,
+            self.end,
+            self.first_seq
+        );
+        entries << 32 | bytes
     }
 
-    /// Publishes a frame written at the old commit offset.
-    pub fn commit(&self, off: u64, seq: u64) {
-        debug_assert!(off <= self.end);
-        self.committed_seq.store(seq, Ordering::Release);
-        self.committed_off.store(off, Ordering::Release);
+    fn unpack(&self, packed: u64) -> Mark {
+        Mark {
+            off: self.data_start + (packed & u32::MAX as u64),
+            seq: self.first_seq + (packed >> 32),
+        }
+    }
+
+    /// Where the frames written so far end.
+    pub fn written(&self) -> Mark {
+        self.unpack(self.written.load(Ordering::Acquire))
+    }
+
+    /// Where the frames readers may return end.
+    pub fn readable(&self) -> Mark {
+        self.unpack(self.readable.load(Ordering::Acquire))
+    }
+
+    /// Records a frame written (and counted by the segment's group commit
+    /// as `ticket`) up to `mark`; `publish` also makes it readable at once.
+    /// Only the topic's writer calls this, under its lock.
+    pub fn record_write(&self, mark: Mark, ticket: u64, publish: bool) {
+        let packed = self.pack(mark);
+        let before = self.written.load(Ordering::Relaxed);
+        assert!(
+            packed > before || (packed == 0 && before == 0),
+            "a block's writes only advance"
+        );
+        assert!(!self.is_sealed(), "no write after the block was sealed");
+        self.last_ticket.store(ticket, Ordering::Release);
+        self.written.store(packed, Ordering::Release);
+        if publish {
+            self.readable.store(packed, Ordering::Release);
+        }
+    }
+
+    /// Makes frames up to `mark` readable (they are durable, or need not
+    /// be). Concurrent publishers may finish in any order: the furthest
+    /// mark wins.
+    pub fn publish(&self, mark: Mark) {
+        let packed = self.pack(mark);
+        assert!(
+            packed <= self.written.load(Ordering::Acquire),
+            "publishing {mark:?} beyond what was written"
+        );
+        self.readable.fetch_max(packed, Ordering::AcqRel);
+    }
+
+    /// Whether every frame written is readable.
+    pub fn fully_readable(&self) -> bool {
+        self.readable.load(Ordering::Acquire) == self.written.load(Ordering::Acquire)
+    }
+
+    /// The group-commit ticket of the last frame written here.
+    pub fn last_ticket(&self) -> u64 {
+        self.last_ticket.load(Ordering::Acquire)
     }
 
     pub fn seal(&self) {
@@ -84,7 +174,7 @@ impl Block {
     }
 
     pub fn room(&self) -> u64 {
-        self.end - self.committed_off.load(Ordering::Acquire)
+        self.end - self.written().off
     }
 }
 
@@ -97,6 +187,13 @@ pub struct Writer {
     pub next_block_seq: u64,
     /// Reused encoding buffer.
     pub buf: Vec<u8>,
+    /// `SyncEach` only: the topic's sealed blocks whose last frames are not
+    /// readable yet (their appends were not acknowledged, or are being
+    /// synced). An append is acknowledged only once these are durable too,
+    /// for an acknowledged entry must never follow a hole that a power loss
+    /// can open (recovery keeps a prefix); its acknowledgement then
+    /// publishes them. Usually empty; at most one per block switch in flight.
+    pub behind: Vec<Arc<Block>>,
 }
 
 /// Where the cursor points: a frame, and an entry within it.
@@ -175,6 +272,7 @@ impl Topic {
                 next_seq,
                 next_block_seq,
                 buf: Vec::new(),
+                behind: Vec::new(),
             }),
             blocks: RwLock::new(blocks),
             reader: Mutex::new(Reader {
@@ -204,11 +302,13 @@ impl Topic {
                     None => return Ok(None),
                 }
             };
-            let (committed_off, _) = p.block.committed();
-            if p.off >= committed_off {
-                // Read `sealed` before re-reading the commit offset: once a
-                // block is sealed its commit offset no longer moves.
-                if p.block.is_sealed() && p.off >= p.block.committed().0 {
+            let readable_off = p.block.readable().off;
+            if p.off >= readable_off {
+                // Read `sealed` before `written`: once a block is sealed its
+                // written mark no longer moves. A sealed block whose last
+                // frames are written but not yet readable (durable) is not
+                // done: the next entry is there, not in a later block.
+                if p.block.is_sealed() && p.off >= p.block.written().off {
                     *pos = None;
                     if self.locate(seq)?.is_none() {
                         return Ok(None);
@@ -217,7 +317,7 @@ impl Topic {
                 }
                 return Ok(None);
             }
-            let frame = self.frame_at(&p.block, p.off, committed_off, src)?;
+            let frame = self.frame_at(&p.block, p.off, readable_off, src)?;
             let entry_seq = frame.first_seq + p.idx as u64;
             if entry_seq != seq {
                 return Err(Error::Corruption {
@@ -251,18 +351,18 @@ impl Topic {
             let blocks = self.blocks.read();
             let found = blocks
                 .iter()
-                .find(|b| b.first_seq <= seq && seq < b.committed().1);
+                .find(|b| b.first_seq <= seq && seq < b.readable().seq);
             match found {
                 Some(b) => b.clone(),
                 None => return Ok(None),
             }
         };
-        let (committed_off, _) = block.committed();
+        let readable_off = block.readable().off;
         let mut off = block.data_start;
         let mut first = block.first_seq;
         let mut src = FrameSource::default();
-        while off < committed_off {
-            let frame = self.frame_at(&block, off, committed_off, &mut src)?;
+        while off < readable_off {
+            let frame = self.frame_at(&block, off, readable_off, &mut src)?;
             let count = frame.entries() as u64;
             if seq < first + count {
                 return Ok(Some(Pos {
@@ -277,13 +377,13 @@ impl Topic {
         Ok(None)
     }
 
-    /// Reads and checks the frame at `off` (below `committed_off`), from the
+    /// Reads and checks the frame at `off` (below `readable_off`), from the
     /// frame the cursor is in, from prefetched bytes, or from the file.
     fn frame_at<'s>(
         &self,
         block: &Block,
         off: u64,
-        committed_off: u64,
+        readable_off: u64,
         src: &'s mut FrameSource,
     ) -> Result<&'s Frame> {
         let segment = &block.segment;
@@ -294,7 +394,7 @@ impl Topic {
         {
             return Ok(src.last.as_ref().expect("checked above"));
         }
-        let room = committed_off - off;
+        let room = readable_off - off;
         let prefetched = src
             .prefetched
             .iter()
@@ -312,8 +412,8 @@ impl Topic {
         let budget = budget.clamp(64 * 1024, MAX_PREFETCH_BYTES);
         let mut plan: Vec<(Arc<Block>, u64, u64)> = Vec::new();
         let mut left = budget;
-        let (committed_off, _) = pos.block.committed();
-        let first_len = (committed_off.saturating_sub(pos.off)).min(left);
+        let readable_off = pos.block.readable().off;
+        let first_len = (readable_off.saturating_sub(pos.off)).min(left);
         if first_len > 0 {
             plan.push((pos.block.clone(), pos.off, first_len));
         }
@@ -325,14 +425,13 @@ impl Topic {
                 .skip_while(|b| !Arc::ptr_eq(b, &pos.block))
                 .skip(1);
             for b in later.take(MAX_PREFETCH_RANGES - 1) {
-                let (committed, _) = b.committed();
-                let len = (committed - b.data_start).min(left);
+                let len = (b.readable().off - b.data_start).min(left);
                 if len == 0 {
                     break;
                 }
                 plan.push((b.clone(), b.data_start, len));
                 left -= len;
-                if left == 0 || !b.is_sealed() {
+                if left == 0 || !b.is_sealed() || !b.fully_readable() {
                     break;
                 }
             }

@@ -12,6 +12,7 @@ mod uring;
 
 pub use fd::FdStorage;
 pub use mmap::MmapStorage;
+pub(crate) use os::sync_dir;
 
 use std::io;
 use std::os::fd::BorrowedFd;
