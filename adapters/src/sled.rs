@@ -124,6 +124,14 @@ impl SledStore {
             FsyncSchedule::SyncEach | FsyncSchedule::NoFsync => None,
         };
         let db = open_db(dir, flush_every_ms)?;
+        // sled writes its `conf` file at open and never fsyncs it
+        // (sled-0.34.7/src/config.rs, `write_config`); a power loss could
+        // leave a store whose configuration is gone. The conformance suite's
+        // sync check found the dirty page.
+        std::fs::File::open(dir.join("conf"))
+            .and_then(|f| f.sync_all())
+            .and_then(|()| std::fs::File::open(dir)?.sync_all())
+            .map_err(|e| Error::io(format!("syncing {}", dir.join("conf").display()), e))?;
         let cursors = db.open_tree(CURSOR_TREE).map_err(backend)?;
         let store = SledStore {
             db,

@@ -427,8 +427,22 @@ pub fn at_least_once_cursor_survives_reopen(factory: Factory) {
 }
 
 /// `sync()` succeeds under every fsync schedule (on an empty store too), and
-/// what it covered is read back after a reopen.
+/// what it covered is read back after a reopen. Then the barrier itself is
+/// checked on the files, under every schedule (see
+/// [`check_sync_is_a_barrier`]): `SyncEach` appends leave nothing dirty when
+/// they return; under `NoFsync` and a `Milliseconds` schedule too long to
+/// fire, appends do leave something a power loss would take, and `sync()`
+/// leaves none of it.
 pub fn sync_succeeds_under_every_schedule(factory: Factory) {
+    sync_succeeds_under_every_schedule_but_diagnostics(factory, &[]);
+}
+
+/// [`sync_succeeds_under_every_schedule`] for a store that also writes
+/// `diagnostic_files` (see [`check_sync_is_a_barrier`]).
+pub fn sync_succeeds_under_every_schedule_but_diagnostics(
+    factory: Factory,
+    diagnostic_files: &[&str],
+) {
     for fsync in [
         FsyncSchedule::SyncEach,
         FsyncSchedule::Milliseconds(20),
@@ -460,6 +474,484 @@ pub fn sync_succeeds_under_every_schedule(factory: Factory) {
             }
         }
         assert_eq!(count, 22, "{fsync}: every synced entry is back");
+    }
+    for fsync in [
+        FsyncSchedule::SyncEach,
+        FsyncSchedule::NoFsync,
+        FsyncSchedule::Milliseconds(SYNC_CHECK_NEVER_MS),
+    ] {
+        match check_sync_is_a_barrier(factory, fsync, diagnostic_files) {
+            Ok(evidence) => eprintln!("sync check, {fsync}: {evidence}"),
+            Err(e) => panic!("sync check, {fsync}: {e}"),
+        }
+    }
+}
+
+/// A `Milliseconds` interval no test outlives: the store's own timer never
+/// syncs during the check, so whatever is durable after `sync()` is its doing.
+pub const SYNC_CHECK_NEVER_MS: u64 = 600_000;
+
+/// Topics the sync check writes to.
+const SYNC_TOPICS: [&str; 3] = ["sync/a", "sync/b", "sync/c"];
+/// Payload size of the sync check's appends: small enough for every store
+/// to keep inline (sled moves values above about 128 KiB, and tree nodes
+/// that grow past that, to blob files it never syncs).
+const SYNC_ENTRY_BYTES: usize = 2048;
+/// Appends per round of the sync check (with one batch of 4): 512 KiB.
+const SYNC_ROUND_APPENDS: u64 = 256;
+/// Rounds the check writes, at most, looking for evidence that the store
+/// left something unsynced (32 MiB in all).
+const SYNC_MAX_ROUNDS: usize = 64;
+
+/// Why [`check_sync_is_a_barrier`] failed.
+#[derive(Debug)]
+pub enum SyncCheckError {
+    /// Something an acknowledged append wrote is not durable when it should
+    /// be: a dirty page after `sync()` (or after a `SyncEach` append)
+    /// returned, or an entry missing from the files after `sync()`.
+    NotDurable(String),
+    /// The check could not tell a working `sync()` from one that does
+    /// nothing: before the sync nothing was dirty and the files already held
+    /// every entry, so the sync had nothing to do that could be observed.
+    Inconclusive(String),
+    /// The store failed an operation of the check.
+    Store(Error),
+}
+
+impl std::fmt::Display for SyncCheckError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SyncCheckError::NotDurable(why) => write!(f, "not durable: {why}"),
+            SyncCheckError::Inconclusive(why) => write!(f, "inconclusive: {why}"),
+            SyncCheckError::Store(e) => write!(f, "store error: {e}"),
+        }
+    }
+}
+
+impl From<Error> for SyncCheckError {
+    fn from(e: Error) -> Self {
+        SyncCheckError::Store(e)
+    }
+}
+
+/// What [`check_sync_is_a_barrier`] observed.
+#[derive(Debug, Default)]
+pub struct SyncEvidence {
+    /// Entries appended (and read back from the image after `sync()`).
+    pub entries: usize,
+    /// Payload bytes appended.
+    pub bytes: usize,
+    /// Regular files of the store after the sync.
+    pub files: usize,
+    /// Pages dirtied by the appends (over all the store's files, beyond
+    /// those already dirty when the store had opened) just before `sync()`.
+    pub dirty_pages_before_sync: u64,
+    /// Entries a copy of the files taken just before `sync()` lacked (data
+    /// the store held in its own memory), when it was taken.
+    pub missing_before_sync: Option<usize>,
+    /// Why the page-cache half of the check did not run, if it did not.
+    pub page_cache_skipped: Option<String>,
+}
+
+impl std::fmt::Display for SyncEvidence {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} entries ({} KiB) in {} files; before sync() {} dirty pages",
+            self.entries,
+            self.bytes / 1024,
+            self.files,
+            self.dirty_pages_before_sync
+        )?;
+        if let Some(missing) = self.missing_before_sync {
+            write!(f, " and a copy of the files lacked {missing} entries")?;
+        }
+        match &self.page_cache_skipped {
+            None => write!(
+                f,
+                "; after it no dirty page and a copy of the files held every entry"
+            ),
+            Some(why) => write!(
+                f,
+                "; after it a copy of the files held every entry (page-cache half SKIPPED: {why})"
+            ),
+        }
+    }
+}
+
+/// Whether the page-cache half of the sync check can run on `dir`: `None`
+/// when it can, else the reason, printed as a skip.
+fn page_cache_unavailable(dir: &Path) -> Option<String> {
+    if let Some(why) = crate::page_cache::no_disk_behind(dir) {
+        return Some(why);
+    }
+    let probe = dir.join(".cachestat-probe");
+    std::fs::write(&probe, b"probe").ok()?;
+    let result = crate::page_cache::cachestat(&probe);
+    let _ = std::fs::remove_file(&probe);
+    match result {
+        Err(e) if e.kind() == std::io::ErrorKind::Unsupported => Some(e.to_string()),
+        _ => None,
+    }
+}
+
+/// Whether `path` is one of the `diagnostic_files` (a file name, or a
+/// prefix of one ending in `*`).
+fn is_diagnostic(path: &Path, diagnostic_files: &[&str]) -> bool {
+    let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+        return false;
+    };
+    diagnostic_files
+        .iter()
+        .any(|pattern| match pattern.strip_suffix('*') {
+            Some(prefix) => name.starts_with(prefix),
+            None => name == *pattern,
+        })
+}
+
+/// `cachestat` of every regular file under `dir` but the diagnostic ones.
+fn store_pages(
+    dir: &Path,
+    diagnostic_files: &[&str],
+) -> Vec<(std::path::PathBuf, crate::page_cache::CacheStat)> {
+    crate::page_cache::cachestat_tree(dir)
+        .unwrap_or_else(|e| panic!("cachestat of the files under {}: {e}", dir.display()))
+        .into_iter()
+        .filter(|(path, _)| !is_diagnostic(path, diagnostic_files))
+        .collect()
+}
+
+/// Dirty and under-writeback pages per file of `dir` that has any.
+fn unclean_files(
+    dir: &Path,
+    diagnostic_files: &[&str],
+) -> Vec<(std::path::PathBuf, crate::page_cache::CacheStat)> {
+    store_pages(dir, diagnostic_files)
+        .into_iter()
+        .filter(|(_, s)| s.nr_dirty > 0 || s.nr_writeback > 0)
+        .collect()
+}
+
+fn describe_unclean(
+    dir: &Path,
+    files: &[(std::path::PathBuf, crate::page_cache::CacheStat)],
+) -> String {
+    files
+        .iter()
+        .map(|(path, s)| {
+            format!(
+                "{} ({} dirty, {} under writeback, of {} cached pages)",
+                path.strip_prefix(dir).unwrap_or(path).display(),
+                s.nr_dirty,
+                s.nr_writeback,
+                s.nr_cache
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// No file under `dir` has a dirty page right now, and none stays under
+/// writeback (a page being written back when the sync returned is waited
+/// for, briefly: the fsync that should have waited for it did not).
+fn check_clean(
+    dir: &Path,
+    diagnostic_files: &[&str],
+    when: &str,
+) -> std::result::Result<(), SyncCheckError> {
+    let unclean = unclean_files(dir, diagnostic_files);
+    if unclean.iter().any(|(_, s)| s.nr_dirty > 0) {
+        return Err(SyncCheckError::NotDurable(format!(
+            "{when}, files still hold dirty pages that a power loss would take: {}",
+            describe_unclean(dir, &unclean)
+        )));
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    let mut unclean = unclean;
+    while !unclean.is_empty() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        unclean = unclean_files(dir, diagnostic_files);
+    }
+    if !unclean.is_empty() {
+        return Err(SyncCheckError::NotDurable(format!(
+            "{when}, pages were still not on the disk 2 s later: {}",
+            describe_unclean(dir, &unclean)
+        )));
+    }
+    Ok(())
+}
+
+/// Copies the store's files in `dir` (the store still open) to `image`,
+/// opens the copy and reads every topic without consuming. Returns how many
+/// of `model`'s entries the copy lacks; what it holds must be an exact
+/// prefix of each topic.
+fn image_missing(
+    factory: Factory,
+    config: StoreConfig,
+    dir: &Path,
+    image: &Path,
+    model: &[Vec<Vec<u8>>],
+    when: &str,
+) -> std::result::Result<usize, SyncCheckError> {
+    crate::page_cache::copy_tree(dir, image)
+        .unwrap_or_else(|e| panic!("copying {} to {}: {e}", dir.display(), image.display()));
+    let mut missing = 0;
+    {
+        let copy = factory(image, config).map_err(|e| {
+            SyncCheckError::NotDurable(format!(
+                "{when}, a copy of the store's files does not open: {e}"
+            ))
+        })?;
+        for (topic, expected) in SYNC_TOPICS.iter().zip(model) {
+            let got = copy.batch_read(topic, usize::MAX, false)?;
+            if got.len() > expected.len() {
+                return Err(SyncCheckError::NotDurable(format!(
+                    "{when}, a copy of the files holds {} entries of {topic}, {} were appended",
+                    got.len(),
+                    expected.len()
+                )));
+            }
+            for (i, entry) in got.iter().enumerate() {
+                if entry.seq != i as u64 || entry.data != expected[i] {
+                    return Err(SyncCheckError::NotDurable(format!(
+                        "{when}, a copy of the files holds a wrong entry {i} of {topic} \
+                         (seq {}, {} bytes)",
+                        entry.seq,
+                        entry.data.len()
+                    )));
+                }
+            }
+            missing += expected.len() - got.len();
+        }
+    }
+    let _ = std::fs::remove_dir_all(image);
+    Ok(missing)
+}
+
+/// Checks that `sync()` is a barrier, on the files of a store opened with
+/// `fsync`, in a fresh temporary directory (which must be on a disk for the
+/// page-cache half; `TMPDIR` chooses it).
+///
+/// Under `NoFsync` and `Milliseconds` (use [`SYNC_CHECK_NEVER_MS`]) it
+/// appends rounds of entries until there is evidence that the appends left
+/// something a power loss would take: a dirty page in some file of the store
+/// (`cachestat(2)`), or, for a store that buffers in its own memory, a copy
+/// of its files that lacks entries. No evidence after 32 MiB is
+/// [`SyncCheckError::Inconclusive`]: the check cannot fail a `sync()` that
+/// does nothing, so it does not pass either. Then it calls `sync()` and
+/// requires at once that no file of the store has a dirty page and that a
+/// copy of the files (the store still open) holds every entry, byte-exact.
+///
+/// Under `SyncEach` one round is appended and no file may hold a dirty page
+/// when the appends have returned; `sync()` must then keep it that way.
+///
+/// Where `cachestat` is unavailable (ENOSYS) or the directory is on tmpfs,
+/// ramfs or overlayfs, the page-cache half is skipped and says so in
+/// [`SyncEvidence::page_cache_skipped`]; the copy half still runs.
+///
+/// `diagnostic_files` names files the store writes for people only and
+/// never reads back (RocksDB's info `LOG`): their pages are not required to
+/// be synced. A name, or a prefix ending in `*`; empty for most stores.
+pub fn check_sync_is_a_barrier(
+    factory: Factory,
+    fsync: FsyncSchedule,
+    diagnostic_files: &[&str],
+) -> std::result::Result<SyncEvidence, SyncCheckError> {
+    let tmp = tempfile::tempdir().unwrap();
+    let images = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let config = StoreConfig {
+        consistency: ReadConsistency::AtLeastOnce { persist_every: 16 },
+        fsync,
+    };
+    let skipped = page_cache_unavailable(dir);
+    if let Some(why) = &skipped {
+        eprintln!("SKIPPED (page-cache half of the sync check, {fsync}): {why}");
+    }
+    let store = factory(dir, config)?;
+    // Pages already dirty once the store is open (a file the store wrote at
+    // open and never syncs) are no evidence about the appends: only pages
+    // dirtied after this count before the sync. After it, every dirty page
+    // counts.
+    let dirty_at_open: std::collections::HashMap<std::path::PathBuf, u64> = if skipped.is_none() {
+        store_pages(dir, diagnostic_files)
+            .into_iter()
+            .map(|(path, s)| (path, s.nr_dirty))
+            .collect()
+    } else {
+        Default::default()
+    };
+    let mut model: Vec<Vec<Vec<u8>>> = vec![Vec::new(); SYNC_TOPICS.len()];
+    let mut evidence = SyncEvidence {
+        page_cache_skipped: skipped.clone(),
+        ..SyncEvidence::default()
+    };
+    let mut tag = 1u64 << 40;
+    let mut evident = false;
+    for round in 0..SYNC_MAX_ROUNDS {
+        for i in 0..SYNC_ROUND_APPENDS {
+            let t = (i % SYNC_TOPICS.len() as u64) as usize;
+            tag += 1;
+            let data = payload(tag, SYNC_ENTRY_BYTES);
+            store.append(SYNC_TOPICS[t], &data)?;
+            evidence.bytes += data.len();
+            model[t].push(data);
+        }
+        let batch: Vec<Vec<u8>> = (0..4)
+            .map(|_| {
+                tag += 1;
+                payload(tag, SYNC_ENTRY_BYTES / 2)
+            })
+            .collect();
+        let refs: Vec<&[u8]> = batch.iter().map(Vec::as_slice).collect();
+        store.batch_append(SYNC_TOPICS[round % SYNC_TOPICS.len()], &refs)?;
+        evidence.bytes += batch.iter().map(Vec::len).sum::<usize>();
+        model[round % SYNC_TOPICS.len()].extend(batch);
+
+        if fsync == FsyncSchedule::SyncEach {
+            if skipped.is_none() {
+                check_clean(dir, diagnostic_files, "after SyncEach appends returned")?;
+            }
+            evident = true;
+            break;
+        }
+        if skipped.is_none() {
+            let dirty: u64 = store_pages(dir, diagnostic_files)
+                .iter()
+                .map(|(path, s)| {
+                    s.nr_dirty
+                        .saturating_sub(dirty_at_open.get(path).copied().unwrap_or(0))
+                })
+                .sum();
+            if dirty > 0 {
+                evidence.dirty_pages_before_sync = dirty;
+                evident = true;
+                break;
+            }
+        }
+        let image = images.path().join(format!("before-{round}"));
+        let missing = image_missing(factory, config, dir, &image, &model, "before sync()")?;
+        evidence.missing_before_sync = Some(missing);
+        if missing > 0 {
+            evident = true;
+            break;
+        }
+    }
+    evidence.entries = model.iter().map(Vec::len).sum();
+    if !evident && skipped.is_none() {
+        return Err(SyncCheckError::Inconclusive(format!(
+            "after {} entries ({} KiB) no file under {} had a dirty page and a copy of the \
+             files already held every entry: the kernel (or the store) wrote everything back \
+             before sync() was called, so a sync() that does nothing would pass too",
+            evidence.entries,
+            evidence.bytes / 1024,
+            dir.display()
+        )));
+    }
+    store.sync()?;
+    if skipped.is_none() {
+        check_clean(dir, diagnostic_files, "after sync() returned")?;
+    }
+    let missing = image_missing(
+        factory,
+        config,
+        dir,
+        &images.path().join("after"),
+        &model,
+        "after sync() returned",
+    )?;
+    if missing > 0 {
+        return Err(SyncCheckError::NotDurable(format!(
+            "after sync() returned, a copy of the store's files lacks {missing} of the {} \
+             entries acknowledged before it",
+            evidence.entries
+        )));
+    }
+    evidence.files = crate::page_cache::regular_files(dir)
+        .map(|f| f.len())
+        .unwrap_or(0);
+    drop(store);
+    Ok(evidence)
+}
+
+/// The store under test with a `sync()` that does nothing: what the sync
+/// check must catch.
+struct SyncDoesNothing(Box<dyn LogStore>);
+
+impl LogStore for SyncDoesNothing {
+    fn name(&self) -> &str {
+        self.0.name()
+    }
+    fn append(&self, topic: &str, payload: &[u8]) -> Result<()> {
+        self.0.append(topic, payload)
+    }
+    fn batch_append(&self, topic: &str, payloads: &[&[u8]]) -> Result<()> {
+        self.0.batch_append(topic, payloads)
+    }
+    fn read_next(&self, topic: &str, checkpoint: bool) -> Result<Option<Entry>> {
+        self.0.read_next(topic, checkpoint)
+    }
+    fn batch_read(&self, topic: &str, max_bytes: usize, checkpoint: bool) -> Result<Vec<Entry>> {
+        self.0.batch_read(topic, max_bytes, checkpoint)
+    }
+    fn sync(&self) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// The negative control of [`check_sync_is_a_barrier`]: wrapped so that its
+/// `sync()` does nothing, the store under test must fail the check, under
+/// `NoFsync` and a long `Milliseconds` schedule. Only the page-cache half
+/// can catch a store that writes through the page cache; where that half is
+/// skipped (no `cachestat`, no disk) and the copy half passes, the control is
+/// skipped too, and says so.
+pub fn the_sync_check_catches_a_store_whose_sync_does_nothing(factory: Factory) {
+    the_sync_check_catches_a_store_whose_sync_does_nothing_but_diagnostics(factory, &[]);
+}
+
+/// [`the_sync_check_catches_a_store_whose_sync_does_nothing`] for a store
+/// that also writes `diagnostic_files` (see [`check_sync_is_a_barrier`]).
+pub fn the_sync_check_catches_a_store_whose_sync_does_nothing_but_diagnostics(
+    factory: Factory,
+    diagnostic_files: &[&str],
+) {
+    let no_sync = |dir: &Path, config: StoreConfig| -> Result<Box<dyn LogStore>> {
+        Ok(Box::new(SyncDoesNothing(factory(dir, config)?)))
+    };
+    for fsync in [
+        FsyncSchedule::NoFsync,
+        FsyncSchedule::Milliseconds(SYNC_CHECK_NEVER_MS),
+    ] {
+        // A kernel writeback between the last append and the check after the
+        // (empty) sync would clean the pages; that takes microseconds to
+        // happen by chance, so three tries make a miss a real failure.
+        let mut caught = false;
+        for attempt in 1..=3 {
+            match check_sync_is_a_barrier(&no_sync, fsync, diagnostic_files) {
+                Err(SyncCheckError::NotDurable(why)) => {
+                    eprintln!("sync check, {fsync}, sync() doing nothing: caught ({why})");
+                    caught = true;
+                    break;
+                }
+                Err(e) => panic!("sync check, {fsync}, sync() doing nothing: {e}"),
+                Ok(evidence) if evidence.page_cache_skipped.is_some() => {
+                    eprintln!(
+                        "SKIPPED (sync check's negative control, {fsync}): the store writes \
+                         through the page cache and its page-cache half cannot run: {evidence}"
+                    );
+                    caught = true;
+                    break;
+                }
+                Ok(evidence) => eprintln!(
+                    "sync check, {fsync}, sync() doing nothing: attempt {attempt} not caught \
+                     ({evidence})"
+                ),
+            }
+        }
+        assert!(
+            caught,
+            "{fsync}: the sync check passed a store whose sync() does nothing, three times"
+        );
     }
 }
 
@@ -922,15 +1414,21 @@ fn run_model(
 }
 
 /// Random op sequences on three topics, checked step by step against a
-/// `Vec`-per-topic model (including reopens). Bounded to a few dozen cases
-/// so that the suite stays fast; a shrunk failure is printed with its ops
-/// and should become a named regression test.
+/// `Vec`-per-topic model (including reopens). `PROPTEST_CASES` sets the
+/// number of cases (and the other `PROPTEST_*` variables apply, as
+/// `ProptestConfig::default()` reads them); without it, 24 cases keep the
+/// suite fast. A shrunk failure is printed with its ops and should become a
+/// named regression test.
 pub fn random_ops_match_the_model(factory: Factory) {
-    let mut runner = TestRunner::new(ProptestConfig {
-        cases: 24,
+    let mut config = ProptestConfig {
         failure_persistence: None,
         ..ProptestConfig::default()
-    });
+    };
+    if std::env::var_os("PROPTEST_CASES").is_none() {
+        config.cases = 24;
+    }
+    let cases = config.cases;
+    let mut runner = TestRunner::new(config);
     let strategy = (
         config_strategy(),
         prop::collection::vec(op_strategy(), 1..48),
@@ -939,13 +1437,22 @@ pub fn random_ops_match_the_model(factory: Factory) {
     if let Err(e) = result {
         panic!("{e}");
     }
+    eprintln!("random ops: {cases} cases matched the model");
 }
 
 /// Expands to one `#[test]` per conformance check, each calling the check
 /// with `$factory`, a `fn(&Path, StoreConfig) -> Result<Box<dyn LogStore>>`.
+///
+/// `conformance_tests!(open, diagnostic_files = ["LOG", "LOG.old.*"])`
+/// names files the store writes for diagnostics only, which the `sync()`
+/// checks then do not require synced (see
+/// [`check_sync_is_a_barrier`](crate::conformance::check_sync_is_a_barrier)).
 #[macro_export]
 macro_rules! conformance_tests {
     ($factory:path) => {
+        $crate::conformance_tests!($factory, diagnostic_files = []);
+    };
+    ($factory:path, diagnostic_files = [$($file:expr),* $(,)?]) => {
         $crate::conformance_tests!(@tests $factory;
             per_topic_order_with_interleaved_topics,
             batch_append_is_atomic_and_ordered,
@@ -953,7 +1460,6 @@ macro_rules! conformance_tests {
             batch_read_respects_the_byte_budget,
             strict_cursor_survives_reopen,
             at_least_once_cursor_survives_reopen,
-            sync_succeeds_under_every_schedule,
             empty_and_large_payloads,
             a_thousand_topics,
             topic_names_are_checked,
@@ -961,6 +1467,22 @@ macro_rules! conformance_tests {
             concurrent_producers_and_consumers,
             random_ops_match_the_model,
         );
+
+        #[test]
+        fn sync_succeeds_under_every_schedule() {
+            $crate::conformance::sync_succeeds_under_every_schedule_but_diagnostics(
+                &$factory,
+                &[$($file),*],
+            );
+        }
+
+        #[test]
+        fn the_sync_check_catches_a_store_whose_sync_does_nothing() {
+            $crate::conformance::the_sync_check_catches_a_store_whose_sync_does_nothing_but_diagnostics(
+                &$factory,
+                &[$($file),*],
+            );
+        }
     };
     (@tests $factory:path; $($check:ident),* $(,)?) => {
         $(
@@ -970,4 +1492,22 @@ macro_rules! conformance_tests {
             }
         )*
     };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn diagnostic_file_patterns() {
+        let spared = ["LOG", "LOG.old.*"];
+        assert!(is_diagnostic(Path::new("/d/rocksdb/LOG"), &spared));
+        assert!(is_diagnostic(
+            Path::new("/d/rocksdb/LOG.old.1700000000"),
+            &spared
+        ));
+        assert!(!is_diagnostic(Path::new("/d/rocksdb/000004.log"), &spared));
+        assert!(!is_diagnostic(Path::new("/d/raw/LOGSTORE"), &spared));
+        assert!(!is_diagnostic(Path::new("/d/LOG"), &[]));
+    }
 }

@@ -10,8 +10,20 @@
 //!   else is there except the one append that was in flight;
 //! * a batch is wholly present or wholly absent;
 //! * `StrictlyAtOnce`: no entry reported consumed is returned again;
-//! * `AtLeastOnce { persist_every: n }`: nothing is skipped and fewer than n
-//!   entries are returned again.
+//! * `AtLeastOnce { persist_every: n }`: fewer than n entries are returned
+//!   again;
+//! * under both, nothing is skipped: the cursor is never past the entries
+//!   reported consumed, except by what the one read in flight at the kill
+//!   could have taken (the child announces each consuming read before it
+//!   starts);
+//! * every consuming read of a child starts where the previous one (or the
+//!   cursor the parent found) ended and returns the acknowledged bytes.
+//!
+//! Every kill comes after real work: the parent watches the reports and
+//! kills only once the child has had at least `MIN_ACKS` entries
+//! acknowledged and `MIN_CONSUMED` consumed, at a random moment up to
+//! `KILL_JITTER_MS` later. The totals (kills, acknowledged and consumed
+//! entries) are printed at the end.
 //!
 //! `KILL_POINTS` sets the kills per store × mode (default 20; `make
 //! crash-soak` raises it). `KILL_SEED` fixes the random kill times.
@@ -19,13 +31,25 @@
 use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
-use std::time::Duration;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
 use walrus_adapters::{open_store, StoreKind};
 use walrus_wal::{FsyncSchedule, LogStore, ReadConsistency, StoreConfig};
 
 const CHILD_ENV: &str = "WALRUS_KILL_CHILD";
 const TOPICS: [&str; 2] = ["k1", "k2"];
 const PERSIST_EVERY: u32 = 4;
+/// Entries a child must have had acknowledged before it may be killed.
+const MIN_ACKS: u64 = 40;
+/// Entries a child must have consumed before it may be killed.
+const MIN_CONSUMED: u64 = 15;
+/// The kill comes up to this long after the minimum work was seen.
+const KILL_JITTER_MS: u64 = 60;
+/// A child that has not done the minimum work by then has stalled.
+const WORK_DEADLINE: Duration = Duration::from_secs(60);
+/// The child's consuming reads take at most this many payload bytes (at
+/// least one entry).
+const READ_BUDGET: usize = 600;
 
 /// Entry point of the child process; a no-op unless the parent started it.
 #[test]
@@ -58,13 +82,35 @@ fn kill_child_entry() {
         }
         out.flush().unwrap();
         if i % 3 == 2 {
-            let got = store.batch_read(topic, 600, true).unwrap();
-            if let (Some(first), Some(last)) = (got.first(), got.last()) {
-                writeln!(out, "R {topic} {} {}", first.seq, last.seq).unwrap();
-                out.flush().unwrap();
+            // Announced first: a kill between here and the report leaves a
+            // read in flight, whose persisted cursor may be ahead of what the
+            // parent saw consumed.
+            writeln!(out, "B {topic}").unwrap();
+            out.flush().unwrap();
+            let got = store.batch_read(topic, READ_BUDGET, true).unwrap();
+            match (got.first(), got.last()) {
+                (Some(first), Some(last)) => {
+                    let hash = digest(got.iter().map(|e| &e.data[..]));
+                    writeln!(out, "R {topic} {} {} {hash:016x}", first.seq, last.seq).unwrap()
+                }
+                _ => writeln!(out, "E {topic}").unwrap(),
             }
+            out.flush().unwrap();
         }
     }
+}
+
+/// FNV-1a over the entries' lengths and bytes: what a read returned, in
+/// one line of the report.
+fn digest<'a>(entries: impl IntoIterator<Item = &'a [u8]>) -> u64 {
+    let mut h = 0xcbf2_9ce4_8422_2325u64;
+    for data in entries {
+        for b in (data.len() as u64).to_le_bytes().iter().chain(data) {
+            h ^= u64::from(*b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    h
 }
 
 fn payload(round: u64, i: u64, k: u64) -> Vec<u8> {
@@ -80,6 +126,53 @@ struct Model {
     entries: Vec<(Vec<u8>, usize)>,
     /// Next sequence number a consuming read would return, as reported.
     consumed: u64,
+    /// A consuming read was announced and had not reported when the child
+    /// was killed.
+    read_in_flight: bool,
+}
+
+impl Model {
+    /// How far past `consumed` a read in flight could have moved the
+    /// cursor: the entries one `batch_read(READ_BUDGET)` would return.
+    fn in_flight_reach(&self) -> u64 {
+        if !self.read_in_flight {
+            return 0;
+        }
+        let (mut n, mut bytes) = (0u64, 0usize);
+        for (data, _) in self.entries.iter().skip(self.consumed as usize) {
+            if n > 0 && bytes + data.len() > READ_BUDGET {
+                break;
+            }
+            bytes += data.len();
+            n += 1;
+        }
+        n.max(1)
+    }
+}
+
+/// What one child did before it was killed.
+#[derive(Default, Clone, Copy)]
+struct Work {
+    /// Entries whose append was acknowledged.
+    acks: u64,
+    /// Entries returned by consuming reads.
+    consumed: u64,
+}
+
+impl Work {
+    /// Counts one report line.
+    fn count(&mut self, line: &str) {
+        let f: Vec<&str> = line.split(' ').collect();
+        match f[..] {
+            ["A", _, _, _, n] => self.acks += n.parse::<u64>().unwrap_or(0),
+            ["R", _, first, last, _] => {
+                if let (Ok(first), Ok(last)) = (first.parse::<u64>(), last.parse::<u64>()) {
+                    self.consumed += last + 1 - first;
+                }
+            }
+            _ => {}
+        }
+    }
 }
 
 struct Suite {
@@ -112,8 +205,9 @@ impl Suite {
         )
     }
 
-    /// Runs one child, kills it, and returns its acknowledgements.
-    fn kill_round(&mut self, round: u64) -> Vec<String> {
+    /// Runs one child until it has done the minimum work, kills it a
+    /// random moment later, and returns its reports and what they add up to.
+    fn kill_round(&mut self, round: u64) -> (Vec<String>, Work) {
         let exe = std::env::current_exe().unwrap();
         let mut child = Command::new(exe)
             .args([
@@ -128,33 +222,101 @@ impl Suite {
             .spawn()
             .unwrap();
         let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel::<String>();
         let reader = std::thread::spawn(move || {
-            BufReader::new(stdout)
-                .lines()
-                .map_while(Result::ok)
-                .collect::<Vec<_>>()
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    return;
+                }
+            }
         });
-        // Kill at a random moment: sometimes while the store is still
-        // opening (recovering), mostly in the middle of appends and reads.
-        std::thread::sleep(Duration::from_millis(30 + self.rand(120)));
-        // The child loops until killed: if it has exited, it failed.
+        let mut lines = Vec::new();
+        let mut work = Work::default();
+        // Wait for the minimum work, reading the reports as they come.
+        let deadline = Instant::now() + WORK_DEADLINE;
+        while work.acks < MIN_ACKS || work.consumed < MIN_CONSUMED {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(line) => {
+                    work.count(&line);
+                    lines.push(line);
+                }
+                // The child loops until killed: if its output ended, it died.
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    let status = child.wait().unwrap();
+                    panic!(
+                        "{} child exited by itself ({status}) after {} acks and {} consumed: \
+                         {:?}",
+                        self.spec(round),
+                        work.acks,
+                        work.consumed,
+                        lines.iter().rev().take(5).collect::<Vec<_>>()
+                    );
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    child.kill().unwrap();
+                    child.wait().unwrap();
+                    panic!(
+                        "{} child did only {} acks and {} consumed in {WORK_DEADLINE:?} \
+                         (minimum {MIN_ACKS} and {MIN_CONSUMED})",
+                        self.spec(round),
+                        work.acks,
+                        work.consumed
+                    );
+                }
+            }
+        }
+        // Then kill at a random moment, in the middle of appends and reads.
+        std::thread::sleep(Duration::from_millis(self.rand(KILL_JITTER_MS + 1)));
         if let Some(status) = child.try_wait().unwrap() {
-            panic!(
-                "{} child exited by itself ({status}): {:?}",
-                self.spec(round),
-                reader.join().unwrap()
-            );
+            panic!("{} child exited by itself ({status})", self.spec(round));
         }
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
-        reader.join().unwrap()
+        reader.join().unwrap();
+        for line in rx.try_iter() {
+            work.count(&line);
+            lines.push(line);
+        }
+        assert!(
+            work.acks >= MIN_ACKS && work.consumed >= MIN_CONSUMED,
+            "{}: {} acks and {} consumed before the kill",
+            self.spec(round),
+            work.acks,
+            work.consumed
+        );
+        (lines, work)
     }
 
-    fn apply(&mut self, lines: &[String]) {
+    fn apply(&mut self, lines: &[String], round: u64) {
+        let label = format!(
+            "{} {} {} round {round}",
+            self.kind, self.fsync, self.consistency
+        );
+        for model in &mut self.topics {
+            model.read_in_flight = false;
+        }
         // Lines other than reports (the test runner's own output) are skipped.
         for line in lines {
             let f: Vec<&str> = line.split(' ').collect();
             match f[0] {
+                "B" if f.len() == 2 => {
+                    let t = TOPICS.iter().position(|t| *t == f[1]).unwrap();
+                    self.topics[t].read_in_flight = true;
+                }
+                "E" if f.len() == 2 => {
+                    let t = TOPICS.iter().position(|t| *t == f[1]).unwrap();
+                    let model = &mut self.topics[t];
+                    model.read_in_flight = false;
+                    // An empty read means nothing acknowledged was left.
+                    assert!(
+                        model.consumed as usize >= model.entries.len(),
+                        "{label}: {} read nothing at {} with {} entries acknowledged",
+                        f[1],
+                        model.consumed,
+                        model.entries.len()
+                    );
+                }
                 "A" if f.len() == 5 => {
                     let t = TOPICS.iter().position(|t| *t == f[1]).unwrap();
                     let (round, i, n): (u64, u64, u64) = (
@@ -168,10 +330,38 @@ impl Suite {
                             .push((payload(round, i, k), n as usize));
                     }
                 }
-                "R" if f.len() == 4 => {
+                "R" if f.len() == 5 => {
                     let t = TOPICS.iter().position(|t| *t == f[1]).unwrap();
+                    let first: u64 = f[2].parse().unwrap();
                     let last: u64 = f[3].parse().unwrap();
-                    self.topics[t].consumed = last + 1;
+                    let model = &mut self.topics[t];
+                    // Consumption is contiguous: each read starts where the
+                    // last one ended (nothing skipped, nothing returned twice
+                    // within a run) and returns what was acknowledged.
+                    assert_eq!(
+                        first, model.consumed,
+                        "{label}: {} read from {first}, the cursor was at {}",
+                        f[1], model.consumed
+                    );
+                    assert!(
+                        last >= first && (last as usize) < model.entries.len(),
+                        "{label}: {} read {first}..={last} with {} entries acknowledged",
+                        f[1],
+                        model.entries.len()
+                    );
+                    let expected = digest(
+                        model.entries[first as usize..=last as usize]
+                            .iter()
+                            .map(|(d, _)| d.as_slice()),
+                    );
+                    assert_eq!(
+                        f[4],
+                        format!("{expected:016x}"),
+                        "{label}: {} read {first}..={last} with the wrong bytes",
+                        f[1]
+                    );
+                    model.consumed = last + 1;
+                    model.read_in_flight = false;
                 }
                 _ => {}
             }
@@ -278,6 +468,16 @@ impl Suite {
                 extra <= 3,
                 "{label}: {topic} holds {extra} unacknowledged entries"
             );
+            // Nothing is skipped: the cursor is past the reported reads by
+            // at most what the read in flight could have taken.
+            let reach = model.in_flight_reach();
+            assert!(
+                cursor <= model.consumed + reach,
+                "{label}: {topic} resumes at {cursor}, past the {} entries consumed (a read \
+                 in flight could reach {}): entries skipped",
+                model.consumed,
+                model.consumed + reach
+            );
             match self.consistency {
                 ReadConsistency::StrictlyAtOnce => assert!(
                     got.is_empty() || cursor >= model.consumed,
@@ -304,6 +504,7 @@ impl Suite {
             if !got.is_empty() {
                 model.consumed = cursor;
             }
+            model.read_in_flight = false;
         }
     }
 }
@@ -328,7 +529,7 @@ fn peek_all(store: &dyn LogStore, topic: &str) -> Vec<walrus_wal::Entry> {
     store.batch_read(topic, 64 << 20, false).unwrap()
 }
 
-fn run(kind: StoreKind, fsync: FsyncSchedule, consistency: ReadConsistency) -> usize {
+fn run(kind: StoreKind, fsync: FsyncSchedule, consistency: ReadConsistency) -> (u64, Work) {
     let kills: u64 = std::env::var("KILL_POINTS")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -347,12 +548,15 @@ fn run(kind: StoreKind, fsync: FsyncSchedule, consistency: ReadConsistency) -> u
         topics: Default::default(),
         rng: seed | 1,
     };
+    let mut total = Work::default();
     for round in 0..kills {
-        let lines = suite.kill_round(round);
-        suite.apply(&lines);
+        let (lines, work) = suite.kill_round(round);
+        suite.apply(&lines, round);
         suite.check(round);
+        total.acks += work.acks;
+        total.consumed += work.consumed;
     }
-    kills as usize
+    (kills, total)
 }
 
 fn modes() -> Vec<(FsyncSchedule, ReadConsistency)> {
@@ -373,16 +577,32 @@ fn every_store_survives_process_kills_under_every_mode() {
     if std::env::var(CHILD_ENV).is_ok() {
         return;
     }
-    let mut total = 0;
+    let started = Instant::now();
+    let (mut kills, mut total, mut runs) = (0u64, Work::default(), 0);
     for kind in StoreKind::all_available() {
         for (fsync, consistency) in modes() {
-            let kills = run(kind, fsync, consistency);
-            eprintln!("process-kill: {kind} {fsync} {consistency}: {kills} kills, invariants held");
-            total += kills;
+            let (k, work) = run(kind, fsync, consistency);
+            eprintln!(
+                "process-kill: {kind} {fsync} {consistency}: {k} kills, {} acknowledged and {} \
+                 consumed entries, invariants held",
+                work.acks, work.consumed
+            );
+            kills += k;
+            total.acks += work.acks;
+            total.consumed += work.consumed;
+            runs += 1;
         }
     }
-    eprintln!("process-kill: {total} kills, all invariants held");
-    assert!(total >= 20);
+    eprintln!(
+        "process-kill: {kills} kills over {runs} store x mode runs, {} acknowledged and {} \
+         consumed entries (at least {MIN_ACKS} and {MIN_CONSUMED} per kill), all invariants \
+         held, {:.1} s",
+        total.acks,
+        total.consumed,
+        started.elapsed().as_secs_f64()
+    );
+    assert!(kills >= 20);
+    assert!(total.acks >= kills * MIN_ACKS && total.consumed >= kills * MIN_CONSUMED);
 }
 
 /// sled buffers appends in its own memory until its flusher (N ms) or a

@@ -50,7 +50,7 @@ fn entry(seq: u64, len: usize) -> Vec<u8> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 16, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: std::env::var("PROPTEST_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(16), ..ProptestConfig::default() })]
 
     #[test]
     fn reads_match_the_model_whatever_the_read_ahead(ops in proptest::collection::vec(op(), 1..60)) {
