@@ -35,7 +35,10 @@ pub async fn open_async_store(
             let store = tokio::task::spawn_blocking(move || open_store(kind, &dir, config))
                 .await
                 .map_err(died)??;
-            Rc::new(Blocking::<dyn LogStore>::from_arc(Arc::from(store)))
+            Rc::new(
+                Blocking::<dyn LogStore>::from_arc(Arc::from(store))
+                    .with_consistency(config.consistency),
+            )
         }
     })
 }

@@ -19,7 +19,9 @@ pub type LocalBoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + 'a>>;
 /// acknowledged entry. A dropped append was not acknowledged: its entries
 /// are then wholly present or wholly absent (a batch stays atomic). A
 /// dropped consuming read hands its entries to the next read of the topic
-/// instead of losing them.
+/// instead of losing them. After a crash, under `AtLeastOnce` they are
+/// still in the store; under `StrictlyAtOnce` they were consumed, and a
+/// crash before that next read loses them (see [`crate::Blocking`]).
 pub trait AsyncLogStore {
     /// The store's name, as [`walrus_wal::LogStore::name`].
     fn name(&self) -> &str;

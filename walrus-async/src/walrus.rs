@@ -40,12 +40,16 @@ impl AsyncWalrus {
     }
 
     /// Wraps an open instance. Must run inside
-    /// [`Runtime::block_on`](crate::Runtime::block_on).
+    /// [`Runtime::block_on`](crate::Runtime::block_on). Under `AtLeastOnce`
+    /// (the instance's own setting) a consuming read consumes in the engine
+    /// only once its caller has the entries, so that a read cancelled before
+    /// a crash never skips them (see [`Blocking`]).
     pub fn from_walrus(wal: Walrus) -> Result<AsyncWalrus> {
         ensure_inside("AsyncWalrus::from_walrus")?;
+        let consistency = wal.consistency();
         Ok(AsyncWalrus {
             syncer: Syncer::start(),
-            engine: Blocking::new(wal),
+            engine: Blocking::new(wal).with_consistency(consistency),
         })
     }
 

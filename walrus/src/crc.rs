@@ -608,9 +608,8 @@ mod tests {
         assert_eq!(Some(&Kernel::best()), Kernel::supported().last());
     }
 
+    // ProptestConfig::default() reads PROPTEST_CASES (256 when unset).
     proptest! {
-        #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
-
         #[test]
         fn parts_at_any_offset_match_crc64fast(
             seed in any::<u64>(),

@@ -652,6 +652,11 @@ impl Walrus {
         })
     }
 
+    /// The read consistency the instance was opened with.
+    pub fn consistency(&self) -> ReadConsistency {
+        self.inner.consistency
+    }
+
     /// The instance directory (data directory joined with the instance key).
     pub fn dir(&self) -> &Path {
         &self.inner.dir

@@ -77,9 +77,13 @@ fn a_gap_of_consumed_entries_resumes_at_the_cursor() {
     }
     wal.simulate_crash();
     let image = sim.crash(Crash::Process);
-    // The first segment holds only consumed entries (about 7 of them).
-    let first = segments(&image).into_iter().next().expect("a segment");
-    image.remove(&first).unwrap();
+    // The first segment holds only consumed entries (about 7 of them). The
+    // background thread may have reclaimed it already, which is the same
+    // case; then there is nothing to remove.
+    let first = Path::new("/sim/default").join(format!("seg-{:020}.wal", 1));
+    if segments(&image).contains(&first) {
+        image.remove(&first).unwrap();
+    }
     let wal = open(&image);
     let rest = wal.batch_read_for_topic("t", usize::MAX, true).unwrap();
     let seqs: Vec<u64> = rest.iter().map(|e| e.seq).collect();

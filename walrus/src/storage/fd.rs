@@ -132,16 +132,27 @@ impl StorageFile for FdFile {
 
     fn read_ranges(&self, ranges: &mut [(u64, &mut [u8])]) -> io::Result<()> {
         #[cfg(target_os = "linux")]
-        if let (Some(ring), true) = (&self.ring, ranges.len() > 1) {
+        if let Some(ring) = self
+            .ring
+            .as_ref()
+            .filter(|r| ranges.len() > 1 && r.is_usable())
+        {
             use std::os::unix::io::AsRawFd;
-            let done = ring.read_ranges(self.file.as_raw_fd(), ranges)?;
-            for ((offset, buf), got) in ranges.iter_mut().zip(done) {
-                if got < buf.len() {
-                    self.file
-                        .read_exact_at(&mut buf[got..], *offset + got as u64)?;
+            match ring.read_ranges(self.file.as_raw_fd(), ranges) {
+                Ok(done) => {
+                    for ((offset, buf), got) in ranges.iter_mut().zip(done) {
+                        if got < buf.len() {
+                            self.file
+                                .read_exact_at(&mut buf[got..], *offset + got as u64)?;
+                        }
+                    }
+                    return Ok(());
                 }
+                // The ring could not be entered and is not used again (no
+                // read of this call is in flight any more): plain reads.
+                Err(_) if !ring.is_usable() => {}
+                Err(e) => return Err(e),
             }
-            return Ok(());
         }
         for (offset, buf) in ranges.iter_mut() {
             self.file.read_exact_at(buf, *offset)?;
