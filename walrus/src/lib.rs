@@ -33,6 +33,7 @@ mod recovery;
 mod segment;
 mod storage;
 pub mod store;
+mod sync;
 mod topic;
 
 pub use bytes::Bytes;

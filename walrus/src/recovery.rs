@@ -7,7 +7,7 @@ use crate::format::{
     align_up, BlockHeader, FrameHeader, SegmentHeader, ALIGN, BLOCK_HEADER_FIXED_LEN, BLOCK_MAGIC,
     FRAME_HEADER_LEN, MAX_SEQ, SEGMENT_HEADER_LEN,
 };
-use crate::segment::{parse_segment_name, Segment, EXTENT_UNIT};
+use crate::segment::{parse_segment_name, Segment, EXTENT_UNIT, TMP_SUFFIX};
 use crate::storage::{FileKind, OpenMode, Storage};
 use crate::store::{Error, Result, MAX_TOPIC_LEN};
 use crate::topic::{Block, Mark};
@@ -77,6 +77,14 @@ pub fn recover(
     let mut next_segment_id = 1;
     for name in names {
         let Some(id) = parse_segment_name(&name) else {
+            if name.starts_with("seg-") && name.ends_with(TMP_SUFFIX) {
+                // A segment whose creation did not finish: no data was ever
+                // written to it (appends start after the rename).
+                let path = dir.join(&name);
+                storage
+                    .remove(&path)
+                    .map_err(|e| Error::io(format!("removing {}", path.display()), e))?;
+            }
             continue;
         };
         let path = dir.join(&name);

@@ -7,10 +7,12 @@
 use crate::format::{BlockHeader, SegmentHeader, SEGMENT_HEADER_LEN};
 use crate::storage::{FileKind, OpenMode, Storage, StorageFile};
 use crate::store::{Error, Result};
-use parking_lot::{Condvar, Mutex};
+// std's atomics and parking_lot's locks, or loom's models of them under
+// `--cfg loom` (see `sync`). `Arc` stays std's: segments and their files are
+// shared with code that loom does not model.
+use crate::sync::{AtomicBool, AtomicU64, AtomicUsize, Condvar, Mutex, Ordering};
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -223,12 +225,20 @@ pub struct Segment {
     pub file: Arc<dyn StorageFile>,
     pub size_bytes: u64,
     pub sync: GroupSync,
-    /// Extents of this segment whose entries are not all consumed yet.
+    /// Extents of this segment whose entries are not all consumed yet, plus
+    /// [`SEALED`] once no more extents will be allocated here. One word, so
+    /// that the seal and the release of the last extent are ordered and
+    /// exactly one of them finds the segment sealed and empty. (As two
+    /// atomics, a release could decrement to 0, stall while an extent is
+    /// added and the segment sealed, then see `sealed` and claim a segment
+    /// with a live extent; and a seal and a last release racing could each
+    /// miss the other's store, so that neither claimed it.)
     live_blocks: AtomicUsize,
-    /// No more extents will be allocated here.
-    sealed: AtomicBool,
     deleted: AtomicBool,
 }
+
+/// The bit of [`Segment::live_blocks`] that marks the segment sealed.
+const SEALED: usize = 1 << (usize::BITS - 1);
 
 impl Segment {
     pub fn new(id: u64, path: PathBuf, file: Arc<dyn StorageFile>, size_bytes: u64) -> Segment {
@@ -239,27 +249,28 @@ impl Segment {
             size_bytes,
             sync: GroupSync::new(),
             live_blocks: AtomicUsize::new(0),
-            sealed: AtomicBool::new(false),
             deleted: AtomicBool::new(false),
         }
     }
 
     pub fn add_block(&self) {
-        self.live_blocks.fetch_add(1, Ordering::AcqRel);
+        let before = self.live_blocks.fetch_add(1, Ordering::AcqRel);
+        debug_assert!(before & SEALED == 0, "an extent added to a sealed segment");
     }
 
     /// Marks one extent consumed; true when the segment can now be deleted.
     #[must_use]
     pub fn release_block(&self) -> bool {
-        let left = self.live_blocks.fetch_sub(1, Ordering::AcqRel) - 1;
-        left == 0 && self.sealed.load(Ordering::Acquire) && self.claim_deletion()
+        let before = self.live_blocks.fetch_sub(1, Ordering::AcqRel);
+        debug_assert!(before & !SEALED != 0, "more extents released than added");
+        before == SEALED | 1 && self.claim_deletion()
     }
 
     /// Stops allocation here; true when the segment can now be deleted.
     #[must_use]
     pub fn seal(&self) -> bool {
-        self.sealed.store(true, Ordering::Release);
-        self.live_blocks.load(Ordering::Acquire) == 0 && self.claim_deletion()
+        let before = self.live_blocks.fetch_or(SEALED, Ordering::AcqRel);
+        before & !SEALED == 0 && self.claim_deletion()
     }
 
     fn claim_deletion(&self) -> bool {
@@ -383,9 +394,15 @@ impl Allocator {
         let id = self.next_id;
         self.next_id += 1;
         let path = dir.join(segment_name(id));
+        // The file is made under a temporary name and renamed once its header
+        // is durable: another thread's directory sync (a checkpoint, a cursor
+        // compaction) could otherwise make the name durable while the header
+        // is not, and a power loss tearing the header would leave a segment
+        // recovery must refuse. Open deletes leftover temporary files.
+        let tmp = dir.join(format!("{}{TMP_SUFFIX}", segment_name(id)));
         let io = |what: &str, e| Error::io(format!("{what} {}", path.display()), e);
         let file = storage
-            .open(&path, OpenMode::CreateNew, FileKind::Segment { size_bytes })
+            .open(&tmp, OpenMode::CreateNew, FileKind::Segment { size_bytes })
             .map_err(|e| io("creating", e))?;
         let header = SegmentHeader {
             id,
@@ -393,18 +410,26 @@ impl Allocator {
             block_unit_bytes: EXTENT_UNIT,
         }
         .encode();
-        debug_assert_eq!(header.len(), SEGMENT_HEADER_LEN);
-        file.reserve(0, EXTENT_UNIT)
-            .map_err(|e| io("reserving", e))?;
-        file.write_all_at(&header, 0)
-            .map_err(|e| io("writing", e))?;
-        file.sync().map_err(|e| io("syncing", e))?;
+        assert_eq!(header.len(), SEGMENT_HEADER_LEN);
+        let made = file
+            .reserve(0, EXTENT_UNIT)
+            .map_err(|e| io("reserving", e))
+            .and_then(|()| file.write_all_at(&header, 0).map_err(|e| io("writing", e)))
+            .and_then(|()| file.sync().map_err(|e| io("syncing", e)))
+            .and_then(|()| storage.rename(&tmp, &path).map_err(|e| io("naming", e)));
+        if let Err(e) = made {
+            let _ = storage.remove(&tmp);
+            return Err(e);
+        }
         storage
             .sync_dir(dir)
             .map_err(|e| io("syncing the directory of", e))?;
         Ok(Arc::new(Segment::new(id, path, file, size_bytes)))
     }
 }
+
+/// Suffix of a segment file being created (see `Allocator::create_segment`).
+pub const TMP_SUFFIX: &str = ".tmp";
 
 /// Reserves ranges ahead of the allocator on one background thread, started
 /// on first use. It is only a head start: the allocator still reserves every
@@ -420,7 +445,8 @@ struct Preparer {
     /// The allocator's current segment and the offset of its next extent:
     /// the thread skips what lies below (the appenders reserve it already,
     /// and may have evicted it since).
-    progress: Arc<Mutex<(u64, u64)>>,
+    /// parking_lot's, also under loom: the thread is a real one.
+    progress: Arc<parking_lot::Mutex<(u64, u64)>>,
     jobs: Option<std::sync::mpsc::SyncSender<ReserveJob>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -475,7 +501,7 @@ impl Preparer {
         }
     }
 
-    fn run(progress: &Mutex<(u64, u64)>, job: ReserveJob) {
+    fn run(progress: &parking_lot::Mutex<(u64, u64)>, job: ReserveJob) {
         let mut at = job.from;
         loop {
             let (segment, next) = *progress.lock();
@@ -578,5 +604,408 @@ mod tests {
         let err = g.sync_through(ticket, &*f).unwrap_err();
         assert_eq!(err.raw_os_error(), Some(libc::EIO));
         assert!(g.sync_through(ticket, &*f).is_err());
+    }
+}
+
+/// Exhaustive interleavings of the group commit and of a segment's extent
+/// accounting (`make loom`; see `crate::sync`).
+#[cfg(all(test, loom))]
+pub(crate) mod loom_tests {
+    use super::*;
+    use loom::sync::Arc as LoomArc;
+    use loom::thread;
+    use std::time::Instant;
+
+    /// Runs `f` under every interleaving loom explores (at most
+    /// `preemptions` preemptions each, unless `LOOM_MAX_PREEMPTIONS` says
+    /// otherwise), reports how many there were (also when one fails), and
+    /// checks that every outcome of `coverage` was reached.
+    pub(crate) fn explore(
+        name: &str,
+        preemptions: usize,
+        coverage: &'static Coverage,
+        f: impl Fn(&'static Coverage) + Sync + Send + 'static,
+    ) {
+        /// Prints the count when the exploration ends, by a panic too.
+        struct Report<'a> {
+            name: &'a str,
+            runs: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+            started: Instant,
+        }
+        impl Drop for Report<'_> {
+            fn drop(&mut self) {
+                let runs = self.runs.load(std::sync::atomic::Ordering::Relaxed);
+                let took = self.started.elapsed();
+                let how = if std::thread::panicking() {
+                    "failed in interleaving"
+                } else {
+                    "interleavings"
+                };
+                eprintln!("loom: {}: {runs} {how} ({took:.2?})", self.name);
+            }
+        }
+        let report = Report {
+            name,
+            runs: Default::default(),
+            started: Instant::now(),
+        };
+        let mut builder = loom::model::Builder::new();
+        builder.preemption_bound = builder.preemption_bound.or(Some(preemptions));
+        let counter = report.runs.clone();
+        builder.check(move || {
+            counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            f(coverage);
+        });
+        drop(report);
+        coverage.check(name);
+    }
+
+    /// Outcomes a model must reach in at least one interleaving. Loom's
+    /// partial-order reduction can skip interleavings (tokio-rs/loom#166),
+    /// so each test also checks that the ones it is about were explored.
+    pub(crate) struct Coverage {
+        outcomes: &'static [&'static str],
+        seen: std::sync::atomic::AtomicU64,
+    }
+
+    impl Coverage {
+        pub(crate) const fn new(outcomes: &'static [&'static str]) -> Coverage {
+            Coverage {
+                outcomes,
+                seen: std::sync::atomic::AtomicU64::new(0),
+            }
+        }
+
+        pub(crate) fn saw(&self, outcome: &str) {
+            let Some(i) = self.outcomes.iter().position(|o| *o == outcome) else {
+                return; // not one this model must reach
+            };
+            self.seen
+                .fetch_or(1 << i, std::sync::atomic::Ordering::Relaxed);
+        }
+
+        fn check(&self, name: &str) {
+            let seen = self.seen.load(std::sync::atomic::Ordering::Relaxed);
+            for (i, outcome) in self.outcomes.iter().enumerate() {
+                assert!(
+                    seen & 1 << i != 0,
+                    "{name}: no interleaving where {outcome}"
+                );
+            }
+        }
+    }
+
+    /// A file whose writes are numbered bits. A successful `sync` makes
+    /// durable the writes completed before it started; once one fails, the
+    /// later ones succeed without making anything durable (the lost pages
+    /// are gone, as with a real fsync after an error).
+    pub(crate) struct FakeFile {
+        /// Bit `i`: write `i` has completed.
+        written: AtomicU64,
+        /// Bit `i`: a successful sync covered write `i`.
+        durable: AtomicU64,
+        /// Syncs in progress, and started so far.
+        active: AtomicUsize,
+        started: AtomicUsize,
+        /// The sync (counted from 0) that fails, if any.
+        fail_nth: Option<usize>,
+        failed: AtomicBool,
+    }
+
+    impl FakeFile {
+        pub(crate) fn new(fail_nth: Option<usize>) -> FakeFile {
+            FakeFile {
+                written: AtomicU64::new(0),
+                durable: AtomicU64::new(0),
+                active: AtomicUsize::new(0),
+                started: AtomicUsize::new(0),
+                fail_nth,
+                failed: AtomicBool::new(false),
+            }
+        }
+
+        /// Completes write `i`.
+        pub(crate) fn write(&self, i: u32) {
+            self.written.fetch_or(1 << i, Ordering::Release);
+        }
+
+        /// Whether a successful sync covered write `i`.
+        pub(crate) fn is_durable(&self, i: u32) -> bool {
+            self.durable.load(Ordering::Acquire) & 1 << i != 0
+        }
+
+        fn syncs(&self) -> usize {
+            self.started.load(Ordering::Acquire)
+        }
+    }
+
+    impl StorageFile for FakeFile {
+        fn len(&self) -> io::Result<u64> {
+            unimplemented!("only sync is modelled")
+        }
+        fn read_exact_at(&self, _: &mut [u8], _: u64) -> io::Result<()> {
+            unimplemented!("only sync is modelled")
+        }
+        fn write_all_at(&self, _: &[u8], _: u64) -> io::Result<()> {
+            unimplemented!("only sync is modelled")
+        }
+        fn reserve(&self, _: u64, _: u64) -> io::Result<()> {
+            unimplemented!("only sync is modelled")
+        }
+        fn sync(&self) -> io::Result<()> {
+            assert_eq!(
+                self.active.fetch_add(1, Ordering::AcqRel),
+                0,
+                "two syncs at once"
+            );
+            let nth = self.started.fetch_add(1, Ordering::AcqRel);
+            let covered = self.written.load(Ordering::Acquire);
+            let result = if self.fail_nth == Some(nth) {
+                self.failed.store(true, Ordering::Release);
+                Err(io::Error::from_raw_os_error(libc::EIO))
+            } else {
+                if !self.failed.load(Ordering::Acquire) {
+                    self.durable.fetch_or(covered, Ordering::Release);
+                }
+                Ok(())
+            };
+            self.active.fetch_sub(1, Ordering::AcqRel);
+            result
+        }
+    }
+
+    /// `synced <= written`: `synced` is read first, and `written` only grows.
+    fn check_counters(g: &GroupSync) {
+        let synced = g.synced.load(Ordering::Acquire);
+        let written = g.written.load(Ordering::Acquire);
+        assert!(
+            synced <= written,
+            "synced {synced} beyond written {written}"
+        );
+    }
+
+    /// Write `i`, its ticket, and a wait for its sync: `Ok` only once the
+    /// write is durable; after an error every later write fails too.
+    fn append(g: &GroupSync, f: &FakeFile, i: u32, gather: bool, cov: &Coverage) {
+        f.write(i);
+        let ticket = g.note_write();
+        let result = if gather {
+            g.sync_append(ticket, f)
+        } else {
+            g.sync_through(ticket, f)
+        };
+        check_counters(g);
+        match result {
+            Ok(()) => {
+                assert!(
+                    f.is_durable(i),
+                    "write {i} acknowledged before it was durable"
+                );
+                cov.saw("an append is acknowledged");
+            }
+            Err(_) => {
+                assert!(f.fail_nth.is_some(), "no sync failed");
+                cov.saw("an append fails");
+                // The write may still be durable: an earlier sync can have
+                // covered it while this caller waited for the lock, which
+                // looks at `failed` first. Asked again, it may then say Ok.
+                if g.sync_through(ticket, f).is_ok() {
+                    assert!(f.is_durable(i), "a false ack after a failure");
+                    cov.saw("a failed append is acknowledged when asked again");
+                }
+                assert!(g.try_lead().is_err(), "a lead after a failure");
+                f.write(i + 4);
+                let later = g.note_write();
+                assert!(
+                    g.sync_through(later, f).is_err(),
+                    "a write after the failure acked"
+                );
+                assert!(!f.is_durable(i + 4));
+            }
+        }
+    }
+
+    /// An external leader (the async front end): `try_lead`, the sync, and
+    /// `finish`; or, while another sync is out, a wait for one.
+    fn lead(g: &GroupSync, f: &FakeFile, i: u32, cov: &Coverage) {
+        f.write(i);
+        let ticket = g.note_write();
+        match g.try_lead() {
+            Ok(Some(target)) => {
+                cov.saw("the external leader leads");
+                assert!(target >= ticket, "a lead below a completed write");
+                let result = f.sync();
+                g.finish(target, result.is_ok());
+                check_counters(g);
+                if result.is_ok() {
+                    assert!(f.is_durable(i), "the leader's sync missed its write");
+                }
+            }
+            Ok(None) => {
+                cov.saw("the external leader finds a sync in progress");
+                match g.sync_through(ticket, f) {
+                    Ok(()) => assert!(f.is_durable(i), "write {i} acknowledged before durable"),
+                    Err(_) => assert!(f.fail_nth.is_some(), "no sync failed"),
+                }
+            }
+            Err(_) => assert!(f.fail_nth.is_some(), "no sync failed"),
+        }
+    }
+
+    /// Two appenders and (unless `gather`) an external leader on one group
+    /// commit; with `gather`, a first sync of two writes makes the next
+    /// appending leader gather.
+    fn group_commit(fail_nth: Option<usize>, gather: bool, cov: &'static Coverage) {
+        let g = LoomArc::new(GroupSync::new());
+        let f = LoomArc::new(FakeFile::new(fail_nth));
+        if gather {
+            f.write(10);
+            f.write(11);
+            g.note_write();
+            g.note_write();
+            g.sync_through(2, &*f).unwrap();
+            assert_eq!(g.last_batch.load(Ordering::Relaxed), 2);
+        }
+        let setup_syncs = f.syncs();
+        let appenders: Vec<_> = (0..2)
+            .map(|i| {
+                let (g, f) = (g.clone(), f.clone());
+                thread::spawn(move || append(&g, &f, i, gather, cov))
+            })
+            .collect();
+        let mut writes = 2;
+        if !gather {
+            lead(&g, &f, 2, cov);
+            writes += 1;
+        }
+        for a in appenders {
+            a.join().unwrap();
+        }
+        check_counters(&g);
+        assert!(!*g.in_progress.lock(), "a sync left in progress");
+        if fail_nth.is_none() {
+            assert!(g.is_synced(g.current()), "an append returned unsynced");
+            if f.syncs() - setup_syncs < writes {
+                cov.saw("writes share a sync");
+            }
+        }
+    }
+
+    #[test]
+    fn loom_group_commit_acks_only_durable_writes() {
+        static COVERAGE: Coverage = Coverage::new(&[
+            "an append is acknowledged",
+            "the external leader leads",
+            "the external leader finds a sync in progress",
+            "writes share a sync",
+        ]);
+        explore(
+            "group commit, 2 appenders + an external leader",
+            2,
+            &COVERAGE,
+            |cov| group_commit(None, false, cov),
+        );
+    }
+
+    #[test]
+    fn loom_group_commit_failure_is_final() {
+        static FIRST: Coverage = Coverage::new(&["an append fails"]);
+        explore("group commit, the first sync fails", 2, &FIRST, |cov| {
+            group_commit(Some(0), false, cov)
+        });
+        static SECOND: Coverage = Coverage::new(&[
+            "an append fails",
+            "an append is acknowledged",
+            "a failed append is acknowledged when asked again",
+        ]);
+        explore("group commit, the second sync fails", 2, &SECOND, |cov| {
+            group_commit(Some(1), false, cov)
+        });
+    }
+
+    #[test]
+    fn loom_group_commit_gathering_appenders() {
+        static COVERAGE: Coverage = Coverage::new(&["writes share a sync"]);
+        explore("group commit, 2 gathering appenders", 2, &COVERAGE, |cov| {
+            group_commit(None, true, cov)
+        });
+    }
+
+    fn segment() -> Segment {
+        let file: Arc<dyn StorageFile> = Arc::new(FakeFile::new(None));
+        Segment::new(1, PathBuf::from("seg"), file, 1 << 20)
+    }
+
+    /// A claim is the only one, and comes once the segment is sealed and
+    /// holds no live extent.
+    fn claimed(seg: &Segment, claims: &AtomicUsize) {
+        let state = seg.live_blocks.load(Ordering::Acquire);
+        assert!(state & SEALED != 0, "claimed before sealed");
+        assert_eq!(state & !SEALED, 0, "claimed while an extent is live");
+        assert_eq!(claims.fetch_add(1, Ordering::AcqRel), 0, "claimed twice");
+    }
+
+    /// `blocks` extents added, released by one thread each while the
+    /// allocator seals the segment; with `late`, the allocator adds the
+    /// last extent only after the first one's release has started.
+    fn release_and_seal(blocks: usize, late: bool, cov: &'static Coverage) {
+        let seg = LoomArc::new(segment());
+        let claims = LoomArc::new(AtomicUsize::new(0));
+        let release = |seg: &LoomArc<Segment>| {
+            let (seg, claims) = (seg.clone(), claims.clone());
+            thread::spawn(move || {
+                if seg.release_block() {
+                    claimed(&seg, &claims);
+                    cov.saw("a release claims the segment");
+                }
+            })
+        };
+        let mut releasers = Vec::new();
+        let early = if late { blocks - 1 } else { blocks };
+        for _ in 0..early {
+            seg.add_block();
+        }
+        for _ in 0..early {
+            releasers.push(release(&seg));
+        }
+        if late {
+            seg.add_block();
+            releasers.push(release(&seg));
+        }
+        if seg.seal() {
+            claimed(&seg, &claims);
+            cov.saw("the seal claims the segment");
+        }
+        for r in releasers {
+            r.join().unwrap();
+        }
+        assert_eq!(
+            claims.load(Ordering::Acquire),
+            1,
+            "the segment was never claimed"
+        );
+    }
+
+    #[test]
+    fn loom_segment_claimed_once_when_sealed_and_empty() {
+        const BOTH: &[&str] = &[
+            "a release claims the segment",
+            "the seal claims the segment",
+        ];
+        static TWO: Coverage = Coverage::new(BOTH);
+        explore("segment, 2 releases racing the seal", 3, &TWO, |cov| {
+            release_and_seal(2, false, cov)
+        });
+        static LATE: Coverage = Coverage::new(&["a release claims the segment"]);
+        explore(
+            "segment, a release, a late extent, the seal",
+            3,
+            &LATE,
+            |cov| release_and_seal(2, true, cov),
+        );
+        static ONE: Coverage = Coverage::new(BOTH);
+        explore("segment, 1 release racing the seal", 3, &ONE, |cov| {
+            release_and_seal(1, false, cov)
+        });
     }
 }

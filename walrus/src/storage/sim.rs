@@ -9,6 +9,17 @@
 //! everything (a process crash, where the page cache survives).
 //!
 //! Faults fail the n-th operation of a kind with an errno (EIO, ENOSPC, ...).
+//!
+//! For concurrent tests: every change to a file or to a name happens under
+//! the storage's one lock, so the storage changes one operation at a time.
+//! An operation hook ([`SimStorage::set_op_hook`]) runs under that lock at
+//! every open, read, write, sync, directory sync, rename and remove, before
+//! the operation takes effect, and can take crash images there
+//! ([`OpPoint::crash`]): each is the exact state between two operations, even
+//! while many threads use the storage. A second callback
+//! ([`SimStorage::set_before_op`]) runs before each operation with the
+//! storage unlocked, to pause the calling thread and so widen the races a
+//! test wants to hit, or to act on the storage at a chosen point.
 
 use super::{FileKind, OpenMode, Storage, StorageFile};
 use parking_lot::Mutex;
@@ -66,11 +77,42 @@ pub enum Crash {
 
 #[derive(Clone, Default)]
 struct Image {
-    durable: Vec<u8>,
-    volatile: Vec<u8>,
+    /// The two images share their bytes, copy on write: a sync or a crash
+    /// image costs a reference, not a copy of the file.
+    durable: Arc<Vec<u8>>,
+    volatile: Arc<Vec<u8>>,
     /// Writes since the last sync, in order.
     pending: Vec<(u64, Vec<u8>)>,
+    /// The length a segment was created with (`set_len` on a real disk).
+    /// Until a sync makes it durable, a power loss keeps that length (zeros,
+    /// plus what survives of the writes) or loses it, and every unsynced
+    /// write with it: the file comes back at its created length or as last
+    /// synced, never in between.
+    created_len: usize,
 }
+
+impl Image {
+    /// The durable bytes, at least as long as the created length: what a
+    /// power loss that kept the length starts from.
+    fn durable_at_created_length(&self) -> Arc<Vec<u8>> {
+        if self.length_unsynced() {
+            let mut c = vec![0; self.created_len];
+            c[..self.durable.len()].copy_from_slice(&self.durable);
+            Arc::new(c)
+        } else {
+            self.durable.clone()
+        }
+    }
+
+    fn length_unsynced(&self) -> bool {
+        self.durable.len() < self.created_len
+    }
+}
+
+/// Called at every operation, locked; see [`SimStorage::set_op_hook`].
+type OpHook = Box<dyn FnMut(&OpPoint<'_>) + Send>;
+/// Called before every operation, unlocked; see [`SimStorage::set_before_op`].
+type BeforeOp = Arc<dyn Fn(FaultKind, &Path) + Send + Sync>;
 
 #[derive(Default)]
 struct State {
@@ -78,9 +120,33 @@ struct State {
     durable_names: BTreeMap<PathBuf, Arc<Mutex<Image>>>,
     faults: Vec<Fault>,
     counts: HashMap<FaultKind, u64>,
+    /// Operations of every kind so far.
+    ops: u64,
+    hook: Option<OpHook>,
+    before: Option<BeforeOp>,
     /// No free block: creating a file, reserving space and writing past a
     /// file's end fail with ENOSPC; writes inside a file still succeed.
     full: bool,
+}
+
+/// One operation about to run, as an operation hook sees it: the storage is
+/// locked, and nothing of this operation has taken effect yet.
+pub struct OpPoint<'a> {
+    /// Operations of every kind before this one.
+    pub op: u64,
+    pub kind: FaultKind,
+    /// The file (as it was opened), the directory of a `sync_dir`, or the
+    /// source of a rename.
+    pub path: &'a Path,
+    state: &'a State,
+}
+
+impl OpPoint<'_> {
+    /// The storage as a crash right before this operation would leave it;
+    /// see [`SimStorage::crash`].
+    pub fn crash(&self, how: Crash) -> SimStorage {
+        crash_image(self.state, how)
+    }
 }
 
 fn no_space() -> io::Error {
@@ -88,11 +154,24 @@ fn no_space() -> io::Error {
 }
 
 impl State {
-    /// Counts an operation and fails it if a fault says so.
-    fn op(&mut self, kind: FaultKind) -> io::Result<()> {
+    /// Counts an operation, runs the hook, and fails the operation if a
+    /// fault says so.
+    fn op(&mut self, kind: FaultKind, path: &Path) -> io::Result<()> {
         let n = self.counts.entry(kind).or_insert(0);
         let this = *n;
         *n += 1;
+        let op = self.ops;
+        self.ops += 1;
+        // Taken out while it runs, since it borrows the state it images.
+        if let Some(mut hook) = self.hook.take() {
+            hook(&OpPoint {
+                op,
+                kind,
+                path,
+                state: self,
+            });
+            self.hook = Some(hook);
+        }
         if let Some(i) = self
             .faults
             .iter()
@@ -102,6 +181,14 @@ impl State {
             return Err(io::Error::from_raw_os_error(fault.errno));
         }
         Ok(())
+    }
+}
+
+/// Runs the before-operation callback, if any, with the storage unlocked.
+fn before_op(state: &Mutex<State>, kind: FaultKind, path: &Path) {
+    let before = state.lock().before.clone();
+    if let Some(before) = before {
+        before(kind, path);
     }
 }
 
@@ -137,58 +224,50 @@ impl SimStorage {
         self.state.lock().counts.get(&kind).copied().unwrap_or(0)
     }
 
+    /// Operations of every kind performed so far.
+    pub fn ops(&self) -> u64 {
+        self.state.lock().ops
+    }
+
+    /// Calls `hook` at every operation from now on (open, read, write, sync,
+    /// sync_dir, rename, remove), before the operation takes effect, with
+    /// the storage locked: no other thread's operation can run meanwhile, so
+    /// [`OpPoint::crash`] images the storage exactly between two operations.
+    /// Replaces any earlier hook. The hook must not call into this storage
+    /// (that would deadlock) and should be quick: every user of the storage
+    /// waits for it.
+    pub fn set_op_hook(&self, hook: impl FnMut(&OpPoint<'_>) + Send + 'static) {
+        self.state.lock().hook = Some(Box::new(hook));
+    }
+
+    /// Removes the operation hook.
+    pub fn clear_op_hook(&self) {
+        let hook = self.state.lock().hook.take();
+        // Dropped unlocked: whatever it owns may take locks of its own.
+        drop(hook);
+    }
+
+    /// Calls `before` ahead of every operation from now on, with the
+    /// operation's kind and path (as for [`OpPoint::path`]) and the storage
+    /// unlocked. It may pause the calling thread, so that other threads'
+    /// operations overtake this one (a test widens the window between an
+    /// append's write and its sync, say), or use the storage itself: it
+    /// runs again for the operations it makes. Replaces any earlier one.
+    pub fn set_before_op(&self, before: impl Fn(FaultKind, &Path) + Send + Sync + 'static) {
+        self.state.lock().before = Some(Arc::new(before));
+    }
+
+    /// Removes the before-operation callback (a callback that holds a clone
+    /// of this storage keeps it alive until then).
+    pub fn clear_before_op(&self) {
+        let before = self.state.lock().before.take();
+        drop(before);
+    }
+
     /// The storage as a reboot (or, for `Crash::Process`, a restarted
     /// process) would find it. The old storage must no longer be used.
     pub fn crash(&self, how: Crash) -> SimStorage {
-        let state = self.state.lock();
-        let mut rng = Rng(match how {
-            Crash::KeepRandom { seed } | Crash::TearLast { seed } => seed | 1,
-            _ => 1,
-        });
-        let names = if how == Crash::Process {
-            &state.names
-        } else {
-            &state.durable_names
-        };
-        let mut out = State::default();
-        for (path, image) in names {
-            let image = image.lock();
-            let content = match how {
-                Crash::Process => image.volatile.clone(),
-                Crash::LoseUnsynced => image.durable.clone(),
-                Crash::KeepRandom { .. } => {
-                    let mut c = image.durable.clone();
-                    for (off, bytes) in &image.pending {
-                        if rng.next().is_multiple_of(2) {
-                            apply(&mut c, *off, bytes);
-                        }
-                    }
-                    c
-                }
-                Crash::TearLast { .. } => {
-                    let mut c = image.durable.clone();
-                    if let Some(((last_off, last), rest)) = image.pending.split_last() {
-                        for (off, bytes) in rest {
-                            apply(&mut c, *off, bytes);
-                        }
-                        let keep = (rng.next() % (last.len() as u64 + 1)) as usize;
-                        apply(&mut c, *last_off, &last[..keep]);
-                    }
-                    c
-                }
-            };
-            let fresh = Image {
-                durable: content.clone(),
-                volatile: content,
-                pending: Vec::new(),
-            };
-            let fresh = Arc::new(Mutex::new(fresh));
-            out.names.insert(path.clone(), fresh.clone());
-            out.durable_names.insert(path.clone(), fresh);
-        }
-        SimStorage {
-            state: Arc::new(Mutex::new(out)),
-        }
+        crash_image(&self.state.lock(), how)
     }
 
     /// Flips one bit of a file, in both images (bit rot on the medium).
@@ -202,8 +281,8 @@ impl SimStorage {
         if b >= image.durable.len() || b >= image.volatile.len() {
             return false;
         }
-        image.durable[b] ^= 1 << (bit % 8);
-        image.volatile[b] ^= 1 << (bit % 8);
+        Arc::make_mut(&mut image.durable)[b] ^= 1 << (bit % 8);
+        Arc::make_mut(&mut image.volatile)[b] ^= 1 << (bit % 8);
         true
     }
 
@@ -218,12 +297,74 @@ impl SimStorage {
     }
 }
 
-fn apply(content: &mut Vec<u8>, off: u64, bytes: &[u8]) {
-    let end = off as usize + bytes.len();
-    if content.len() < end {
-        content.resize(end, 0);
+/// A fresh storage holding what a crash of `how` leaves of `state`.
+fn crash_image(state: &State, how: Crash) -> SimStorage {
+    let mut rng = Rng(match how {
+        Crash::KeepRandom { seed } | Crash::TearLast { seed } => seed | 1,
+        _ => 1,
+    });
+    let names = if how == Crash::Process {
+        &state.names
+    } else {
+        &state.durable_names
+    };
+    let mut out = State::default();
+    for (path, image) in names {
+        let image = image.lock();
+        let content = match how {
+            Crash::Process => image.volatile.clone(),
+            Crash::LoseUnsynced => image.durable.clone(),
+            // The length lost, and every unsynced write with it.
+            Crash::KeepRandom { .. } if image.length_unsynced() && rng.next().is_multiple_of(2) => {
+                image.durable.clone()
+            }
+            Crash::KeepRandom { .. } => {
+                let mut c = image.durable_at_created_length();
+                for (off, bytes) in &image.pending {
+                    if rng.next().is_multiple_of(2) {
+                        apply(Arc::make_mut(&mut c), *off, bytes);
+                    }
+                }
+                c
+            }
+            Crash::TearLast { .. } => {
+                let mut c = image.durable_at_created_length();
+                if let Some(((last_off, last), rest)) = image.pending.split_last() {
+                    let c = Arc::make_mut(&mut c);
+                    for (off, bytes) in rest {
+                        apply(c, *off, bytes);
+                    }
+                    let keep = (rng.next() % (last.len() as u64 + 1)) as usize;
+                    apply(c, *last_off, &last[..keep]);
+                }
+                c
+            }
+        };
+        let fresh = Image {
+            durable: content.clone(),
+            volatile: content,
+            pending: Vec::new(),
+            created_len: 0,
+        };
+        let fresh = Arc::new(Mutex::new(fresh));
+        out.names.insert(path.clone(), fresh.clone());
+        out.durable_names.insert(path.clone(), fresh);
     }
-    content[off as usize..end].copy_from_slice(bytes);
+    SimStorage {
+        state: Arc::new(Mutex::new(out)),
+    }
+}
+
+fn apply(content: &mut Vec<u8>, off: u64, bytes: &[u8]) {
+    let off = off as usize;
+    if content.len() < off {
+        content.resize(off, 0);
+    }
+    // Overwrite what exists and append the rest: a byte-wise `resize` first
+    // would be slow in unoptimised test builds (files of 256 KiB are common).
+    let inside = bytes.len().min(content.len() - off);
+    content[off..off + inside].copy_from_slice(&bytes[..inside]);
+    content.extend_from_slice(&bytes[inside..]);
 }
 
 /// xorshift64: deterministic, dependency-free choices for crash states.
@@ -256,8 +397,9 @@ impl Storage for SimStorage {
         mode: OpenMode,
         kind: FileKind,
     ) -> io::Result<Arc<dyn StorageFile>> {
+        before_op(&self.state, FaultKind::Open, path);
         let mut state = self.state.lock();
-        state.op(FaultKind::Open)?;
+        state.op(FaultKind::Open, path)?;
         let image = match (mode, state.names.get(path)) {
             (OpenMode::Existing, Some(image)) => image.clone(),
             (OpenMode::Existing, None) => return Err(not_found(path)),
@@ -271,7 +413,8 @@ impl Storage for SimStorage {
             (OpenMode::CreateNew, None) => {
                 let mut image = Image::default();
                 if let FileKind::Segment { size_bytes } = kind {
-                    image.volatile = vec![0; size_bytes as usize];
+                    image.volatile = Arc::new(vec![0; size_bytes as usize]);
+                    image.created_len = size_bytes as usize;
                 }
                 let image = Arc::new(Mutex::new(image));
                 state.names.insert(path.to_owned(), image.clone());
@@ -281,6 +424,7 @@ impl Storage for SimStorage {
         Ok(Arc::new(SimFile {
             image,
             storage: self.state.clone(),
+            path: path.to_owned(),
         }))
     }
 
@@ -293,8 +437,9 @@ impl Storage for SimStorage {
     }
 
     fn remove(&self, path: &Path) -> io::Result<()> {
+        before_op(&self.state, FaultKind::Remove, path);
         let mut state = self.state.lock();
-        state.op(FaultKind::Remove)?;
+        state.op(FaultKind::Remove, path)?;
         state
             .names
             .remove(path)
@@ -303,16 +448,18 @@ impl Storage for SimStorage {
     }
 
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        before_op(&self.state, FaultKind::Rename, from);
         let mut state = self.state.lock();
-        state.op(FaultKind::Rename)?;
+        state.op(FaultKind::Rename, from)?;
         let image = state.names.remove(from).ok_or_else(|| not_found(from))?;
         state.names.insert(to.to_owned(), image);
         Ok(())
     }
 
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+        before_op(&self.state, FaultKind::SyncDir, dir);
         let mut state = self.state.lock();
-        state.op(FaultKind::SyncDir)?;
+        state.op(FaultKind::SyncDir, dir)?;
         let State {
             names,
             durable_names,
@@ -329,6 +476,8 @@ impl Storage for SimStorage {
 struct SimFile {
     image: Arc<Mutex<Image>>,
     storage: Arc<Mutex<State>>,
+    /// The path it was opened by (what hooks are told).
+    path: PathBuf,
 }
 
 impl StorageFile for SimFile {
@@ -337,7 +486,8 @@ impl StorageFile for SimFile {
     }
 
     fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
-        self.storage.lock().op(FaultKind::Read)?;
+        before_op(&self.storage, FaultKind::Read, &self.path);
+        self.storage.lock().op(FaultKind::Read, &self.path)?;
         let image = self.image.lock();
         let end = offset as usize + buf.len();
         if end > image.volatile.len() {
@@ -351,16 +501,16 @@ impl StorageFile for SimFile {
     }
 
     fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
-        let full = {
-            let mut state = self.storage.lock();
-            state.op(FaultKind::Write)?;
-            state.full
-        };
+        before_op(&self.storage, FaultKind::Write, &self.path);
+        // The storage stays locked until the write is applied: an image
+        // taken by another thread holds all of this write or none of it.
+        let mut state = self.storage.lock();
+        state.op(FaultKind::Write, &self.path)?;
         let mut image = self.image.lock();
-        if full && offset + buf.len() as u64 > image.volatile.len() as u64 {
+        if state.full && offset + buf.len() as u64 > image.volatile.len() as u64 {
             return Err(no_space());
         }
-        apply(&mut image.volatile, offset, buf);
+        apply(Arc::make_mut(&mut image.volatile), offset, buf);
         image.pending.push((offset, buf.to_vec()));
         Ok(())
     }
@@ -373,7 +523,10 @@ impl StorageFile for SimFile {
     }
 
     fn sync(&self) -> io::Result<()> {
-        self.storage.lock().op(FaultKind::Sync)?;
+        before_op(&self.storage, FaultKind::Sync, &self.path);
+        // Locked until the sync is applied, as for a write.
+        let mut state = self.storage.lock();
+        state.op(FaultKind::Sync, &self.path)?;
         let mut image = self.image.lock();
         image.durable = image.volatile.clone();
         image.pending.clear();
@@ -406,6 +559,90 @@ mod tests {
             .open(&dir.join("a"), OpenMode::Existing, FileKind::Small)
             .unwrap();
         assert_eq!(h.len().unwrap(), 10);
+    }
+
+    #[test]
+    fn an_op_hook_images_the_storage_before_each_operation() {
+        let sim = SimStorage::new();
+        let path = Path::new("/d/a");
+        let images = Arc::new(Mutex::new(Vec::new()));
+        let taken = images.clone();
+        sim.set_op_hook(move |at| {
+            let image = at.crash(Crash::Process);
+            taken
+                .lock()
+                .push((at.op, at.kind, at.path.to_owned(), image));
+        });
+        let f = sim
+            .open(path, OpenMode::CreateNew, FileKind::Small)
+            .unwrap();
+        f.write_all_at(b"hello", 0).unwrap();
+        sim.clear_op_hook();
+        let images = images.lock();
+        let points: Vec<_> = images
+            .iter()
+            .map(|(op, kind, p, _)| (*op, *kind, p.as_path()))
+            .collect();
+        assert_eq!(
+            points,
+            [(0, FaultKind::Open, path), (1, FaultKind::Write, path)]
+        );
+        assert!(
+            images[0].3.files().is_empty(),
+            "the first image precedes the open"
+        );
+        let before_write = images[1].3.open(path, OpenMode::Existing, FileKind::Small);
+        assert_eq!(
+            before_write.unwrap().len().unwrap(),
+            0,
+            "the second precedes the write"
+        );
+    }
+
+    #[test]
+    fn a_power_loss_keeps_a_new_segment_at_its_length_or_not_at_all() {
+        let sim = SimStorage::new();
+        let dir = Path::new("/d");
+        let segment = FileKind::Segment { size_bytes: 4096 };
+        let f = sim
+            .open(&dir.join("s"), OpenMode::CreateNew, segment)
+            .unwrap();
+        f.write_all_at(b"header", 0).unwrap();
+        // The name is durable now, the length and the header are not.
+        sim.sync_dir(dir).unwrap();
+        let mut lengths = std::collections::BTreeSet::new();
+        for seed in 0..16 {
+            for how in [
+                Crash::KeepRandom { seed },
+                Crash::TearLast { seed },
+                Crash::LoseUnsynced,
+            ] {
+                let after = sim.crash(how);
+                let g = after.open(&dir.join("s"), OpenMode::Existing, FileKind::Small);
+                lengths.insert(g.unwrap().len().unwrap());
+            }
+        }
+        assert_eq!(lengths.into_iter().collect::<Vec<_>>(), [0, 4096]);
+    }
+
+    #[test]
+    fn the_before_op_callback_may_use_the_storage() {
+        let sim = SimStorage::new();
+        let dir = Path::new("/d");
+        let inner = sim.clone();
+        // Makes every created name durable at its first write.
+        sim.set_before_op(move |kind, path| {
+            if kind == FaultKind::Write {
+                inner.sync_dir(path.parent().unwrap()).unwrap();
+            }
+        });
+        let f = sim
+            .open(&dir.join("a"), OpenMode::CreateNew, FileKind::Small)
+            .unwrap();
+        f.write_all_at(b"x", 0).unwrap();
+        sim.clear_before_op();
+        assert_eq!(sim.count(FaultKind::SyncDir), 1);
+        assert_eq!(sim.crash(Crash::LoseUnsynced).files(), [(dir.join("a"), 0)]);
     }
 
     #[test]
