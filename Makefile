@@ -5,8 +5,8 @@ export CARGO_TERM_COLOR ?= never
 
 .PHONY: test fmt fmt-check clippy unit unit-light unit-stores deps deps-test help
 
-help:
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | sort
+help: ## every target with its description, grouped (the default target)
+	@bash scripts/make-help.sh $(MAKEFILE_LIST)
 
 deps: ## install system packages the build needs (libclang for the rocksdb crate)
 	@bash scripts/install-deps.sh
@@ -17,7 +17,7 @@ deps-test: ## the dependency checks against fake library directories
 fmt: ## format the workspace
 	$(CARGO) fmt --all
 
-fmt-check:
+fmt-check: ## cargo fmt --check over the workspace
 	$(CARGO) fmt --all -- --check
 
 # RocksDB's C++ takes 10-15 minutes to compile per cargo profile. Everything
@@ -27,10 +27,10 @@ fmt-check:
 # profile, where debug assertions and overflow checks are on.
 LIGHT_FEATURES := walrus-wal/test-support,walrus-adapters/sled,walrus-async/sled,walrus-harness/sled,walrus-benchmarks/sled
 
-clippy: deps
+clippy: deps ## clippy -D warnings on every crate, target and feature (release profile: shares RocksDB with make compare)
 	$(CARGO) clippy --release --workspace --all-targets --all-features -- -D warnings
 
-unit: unit-light unit-stores
+unit: unit-light unit-stores ## every test: unit-light, then unit-stores
 
 unit-light: ## every test that does not need RocksDB (dev profile)
 	$(CARGO) test --workspace --exclude walrus-proptests --features $(LIGHT_FEATURES)
@@ -38,7 +38,28 @@ unit-light: ## every test that does not need RocksDB (dev profile)
 unit-stores: deps ## the conformance and process-kill suites against every store (release profile)
 	$(CARGO) test --release -p walrus-proptests -p walrus-adapters --all-features
 
-test: fmt-check deps-test test-report clippy unit ## fmt check, dependency checks, report pages in Chromium, clippy -D warnings, every test
+test: fmt-check deps-test test-report clippy loom unit ## fmt check, dependency checks, report pages in Chromium, clippy -D warnings, every test
+
+# Exhaustive interleavings of the engine's lock-free protocols (loom; see
+# walrus/src/sync.rs). `--cfg loom` changes how every crate builds, so it
+# gets a target directory of its own and leaves the normal builds cached.
+.PHONY: loom
+loom: ## loom model checks: group commit, extent accounting, block marks, checkpoint snapshot
+	CARGO_TARGET_DIR=$(TARGET_DIR)/loom RUSTFLAGS="--cfg loom" $(CARGO) test --release -p walrus-wal --lib loom -- --nocapture --test-threads=1
+
+# The fast inner loop, under 2 minutes once built: what `make test` checks,
+# minus everything that needs RocksDB or Chromium, all in the dev profile.
+.PHONY: check check-light-features clippy-light
+check: fmt-check check-light-features clippy-light unit-light ## fast inner loop: fmt check, clippy -D warnings, every test without RocksDB or Chromium (dev profile)
+
+check-light-features: ## fails if LIGHT_FEATURES pulls in RocksDB (librocksdb-sys)
+	@out=$$($(CARGO) tree --workspace -e features --features $(LIGHT_FEATURES) -i librocksdb-sys 2>&1); \
+	if ! grep -q 'did not match any packages' <<<"$$out"; then \
+		echo "LIGHT_FEATURES pulls in librocksdb-sys, which make check must not build:"; echo "$$out"; exit 1; \
+	fi
+
+clippy-light: ## clippy -D warnings on every crate and target, every store but RocksDB (dev profile)
+	$(CARGO) clippy --workspace --all-targets --features $(LIGHT_FEATURES) -- -D warnings
 
 # --- Benchmarks -------------------------------------------------------------
 # Settings come from the environment exactly as the benchmarking guide lists
@@ -52,8 +73,11 @@ BENCH_CARGO_FEATURES := $(if $(strip $(BENCH_FEATURES)),--features $(BENCH_FEATU
 
 .PHONY: bench-build bench-writes bench-reads bench-scaling bench-batch compare scenarios bench-micro
 
-bench-build: deps
+# When CARGO_TARGET_DIR is elsewhere, ./target/release/<bin> links to each
+# binary, so the guide's `perf record -g ./target/release/write_benchmark` works.
+bench-build: deps ## release build of the harness binaries the bench targets run (BENCH_FEATURES)
 	$(CARGO) build --release -p walrus-harness $(BENCH_CARGO_FEATURES) --bins
+	@bash scripts/link-bins.sh $(BENCH_BIN) harness/Cargo.toml
 
 bench-writes: bench-build ## write throughput and latency per thread count and fsync mode
 	$(BENCH_BIN)/write_benchmark
@@ -75,6 +99,16 @@ scenarios: bench-build ## the guide's analytics, financial and message-queue sce
 
 bench-micro: deps ## criterion micro-benchmarks (append per entry size per store, crc64)
 	$(CARGO) bench -p walrus-benchmarks $(BENCH_CARGO_FEATURES)
+
+# The guide's profiling: perf record of a short write run, folded into an SVG
+# by inferno (installed into TOOLS_DIR the first time). Without a working
+# perf it prints why and stops. STORE, FSYNC, THREADS, ... apply as usual.
+TOOLS_DIR := $(TARGET_DIR)/tools
+PROFILE_SECONDS ?= 5
+.PHONY: profile
+profile: ## flame graph of a PROFILE_SECONDS write run: benchmarks/flamegraph_<ts>.svg (needs perf)
+	@MAKE="$(MAKE)" CARGO="$(CARGO)" BENCH_BIN="$(BENCH_BIN)" TOOLS_DIR="$(TOOLS_DIR)" \
+		PROFILE_SECONDS="$(PROFILE_SECONDS)" bash scripts/profile.sh
 
 # --- Graphs and reports -------------------------------------------------------
 # Each show-* target writes one self-contained HTML page (charts inline, no
@@ -137,6 +171,7 @@ CRASH_CASES ?= 100000
 KILL_POINTS ?= 300
 crash-soak: deps ## long crash suites: CRASH_CASES model cases, KILL_POINTS kills per store x mode
 	PROPTEST_CASES=$(CRASH_CASES) $(CARGO) test --release -p walrus-wal --test crash_model
+	CRASH_IMAGES=$(or $(CRASH_IMAGES),200000) $(CARGO) test --release -p walrus-wal --test concurrent_crash_model -- --nocapture
 	KILL_POINTS=$(KILL_POINTS) $(CARGO) test --release -p walrus-proptests --features rocksdb,sled --test process_kill -- --nocapture
 
 FUZZ_SECONDS ?= 300

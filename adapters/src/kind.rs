@@ -28,20 +28,44 @@ pub enum StoreKind {
 }
 
 impl StoreKind {
+    /// Every store kind, compiled in or not, in the stable order of the
+    /// reports. The one list that parsing, [`StoreKind::all_available`] and
+    /// the "not a store" error are derived from.
+    pub const ALL: [StoreKind; 5] = [
+        StoreKind::Walrus(Backend::Mmap),
+        StoreKind::Walrus(Backend::Fd),
+        StoreKind::RocksDb,
+        StoreKind::Sled,
+        StoreKind::Raw,
+    ];
+
+    /// Names that parse besides each kind's own (its `Display`): a bare
+    /// `walrus` is the fd backend.
+    const ALIASES: [(&'static str, StoreKind); 2] = [
+        ("walrus", StoreKind::Walrus(Backend::Fd)),
+        ("rocks", StoreKind::RocksDb),
+    ];
+
     /// The stores compiled into this build, in a stable order.
     pub fn all_available() -> Vec<StoreKind> {
-        let mut kinds = vec![
-            StoreKind::Walrus(Backend::Mmap),
-            StoreKind::Walrus(Backend::Fd),
-        ];
-        if cfg!(feature = "rocksdb") {
-            kinds.push(StoreKind::RocksDb);
+        Self::ALL
+            .into_iter()
+            .filter(|kind| kind.is_available())
+            .collect()
+    }
+
+    /// What `FromStr` accepts, for messages: `walrus (= walrus-fd)`, then
+    /// every kind, those compiled out of this build marked with the cargo
+    /// feature that compiles them in.
+    pub fn accepted_names() -> String {
+        let mut names = vec![format!("walrus (= {})", StoreKind::Walrus(Backend::Fd))];
+        for kind in Self::ALL {
+            names.push(match kind.missing_feature() {
+                None => kind.to_string(),
+                Some(feature) => format!("{kind} (needs cargo feature `{feature}`)"),
+            });
         }
-        if cfg!(feature = "sled") {
-            kinds.push(StoreKind::Sled);
-        }
-        kinds.push(StoreKind::Raw);
-        kinds
+        names.join(", ")
     }
 
     /// Whether this build can open the store.
@@ -73,21 +97,30 @@ impl StoreKind {
 impl FromStr for StoreKind {
     type Err = String;
 
-    /// Parses `walrus` (the fd backend; the name does not read
-    /// `WALRUS_BACKEND`, callers that want that use `Backend::from_env`),
-    /// `walrus-mmap`, `walrus-fd`, `rocksdb`, `sled` and `raw`, ignoring
-    /// ASCII case.
+    /// Parses the name of every kind in [`StoreKind::ALL`] (`walrus-mmap`,
+    /// `walrus-fd`, `rocksdb`, `sled`, `raw`) and the aliases `walrus` (the
+    /// fd backend; the name does not read `WALRUS_BACKEND`, callers that
+    /// want that use `Backend::from_env`) and `rocks`, ignoring ASCII case
+    /// and surrounding spaces. A kind compiled out of this build still
+    /// parses, so that [`open_store`] can name the feature it needs; the
+    /// error for an unknown name lists [`StoreKind::accepted_names`].
     fn from_str(s: &str) -> std::result::Result<Self, String> {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "walrus" | "walrus-fd" => Ok(StoreKind::Walrus(Backend::Fd)),
-            "walrus-mmap" => Ok(StoreKind::Walrus(Backend::Mmap)),
-            "rocksdb" | "rocks" => Ok(StoreKind::RocksDb),
-            "sled" => Ok(StoreKind::Sled),
-            "raw" => Ok(StoreKind::Raw),
-            other => Err(format!(
-                "`{other}` is not a store; use one of rocksdb, sled, raw"
-            )),
-        }
+        let name = s.trim().to_ascii_lowercase();
+        Self::ALL
+            .into_iter()
+            .find(|kind| kind.to_string() == name)
+            .or_else(|| {
+                Self::ALIASES
+                    .into_iter()
+                    .find_map(|(alias, kind)| (alias == name).then_some(kind))
+            })
+            .ok_or_else(|| {
+                format!(
+                    "`{}` is not a store; use one of {}",
+                    s.trim(),
+                    Self::accepted_names()
+                )
+            })
     }
 }
 
@@ -154,18 +187,87 @@ mod tests {
 
     #[test]
     fn names_round_trip() {
-        for kind in [
-            StoreKind::Walrus(Backend::Mmap),
-            StoreKind::Walrus(Backend::Fd),
-            StoreKind::RocksDb,
-            StoreKind::Sled,
-            StoreKind::Raw,
-        ] {
+        for kind in StoreKind::ALL {
             assert_eq!(kind.to_string().parse(), Ok(kind));
         }
         assert_eq!("walrus".parse(), Ok(StoreKind::Walrus(Backend::Fd)));
         assert_eq!("RocksDB".parse(), Ok(StoreKind::RocksDb));
+        assert_eq!(
+            " Walrus-MMAP ".parse(),
+            Ok(StoreKind::Walrus(Backend::Mmap))
+        );
         assert!("mysql".parse::<StoreKind>().is_err());
+    }
+
+    /// The error for an unknown name lists every name that parses, each
+    /// listed name parses, and a store this build lacks is listed with the
+    /// feature that compiles it in.
+    #[test]
+    fn unknown_store_error_names_every_kind() {
+        let err = "mysql".parse::<StoreKind>().unwrap_err();
+        assert!(
+            err.starts_with("`mysql` is not a store; use one of "),
+            "{err}"
+        );
+        let listed: Vec<&str> = err
+            .trim_start_matches("`mysql` is not a store; use one of ")
+            .split(", ")
+            .collect();
+        let first_word = |entry: &str| entry.split(' ').next().unwrap().to_string();
+        let listed_names: Vec<String> = listed.iter().map(|e| first_word(e)).collect();
+        for kind in StoreKind::ALL {
+            assert!(
+                listed_names.contains(&kind.to_string()),
+                "{kind} missing from: {err}"
+            );
+        }
+        for (alias, _) in StoreKind::ALIASES {
+            // Every alias but the old `rocks` spelling is advertised.
+            assert!(
+                alias == "rocks" || listed_names.iter().any(|n| n == alias),
+                "{err}"
+            );
+        }
+        for name in &listed_names {
+            assert!(
+                name.parse::<StoreKind>().is_ok(),
+                "`{name}` is listed but does not parse"
+            );
+        }
+        for entry in &listed {
+            let kind: StoreKind = first_word(entry).parse().unwrap();
+            assert_eq!(
+                entry.contains("needs cargo feature"),
+                !kind.is_available(),
+                "{entry}"
+            );
+        }
+        if !cfg!(feature = "rocksdb") {
+            assert!(
+                err.contains("rocksdb (needs cargo feature `rocksdb`)"),
+                "{err}"
+            );
+        }
+        if !cfg!(feature = "sled") {
+            assert!(err.contains("sled (needs cargo feature `sled`)"), "{err}");
+        }
+    }
+
+    /// `ALL` is what parsing and the error list come from, so it must hold
+    /// every variant: a new one fails to compile here until it is added.
+    #[test]
+    fn all_holds_every_variant() {
+        for kind in StoreKind::ALL {
+            match kind {
+                StoreKind::Walrus(_) | StoreKind::RocksDb | StoreKind::Sled | StoreKind::Raw => {}
+            }
+        }
+        for kind in [StoreKind::RocksDb, StoreKind::Sled, StoreKind::Raw] {
+            assert!(StoreKind::ALL.contains(&kind), "{kind}");
+        }
+        for backend in [Backend::Mmap, Backend::Fd] {
+            assert!(StoreKind::ALL.contains(&StoreKind::Walrus(backend)));
+        }
     }
 
     #[test]
@@ -174,5 +276,12 @@ mod tests {
         assert!(all.contains(&StoreKind::Raw));
         assert!(all.contains(&StoreKind::Walrus(Backend::Fd)));
         assert!(all.contains(&StoreKind::Walrus(Backend::Mmap)));
+        assert_eq!(
+            all,
+            StoreKind::ALL
+                .into_iter()
+                .filter(|k| k.is_available())
+                .collect::<Vec<_>>()
+        );
     }
 }

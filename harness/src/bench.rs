@@ -75,7 +75,7 @@ pub(crate) fn announce_and_run(
         what,
     } = req;
     env.progress
-        .line(format!("[{}/{}] {kind} {what}", position.0, position.1));
+        .cell(position.0, position.1, format!("{kind} {what}"));
     let opener = |dir: &Path, cfg: StoreConfig| open(kind, dir, cfg);
     let result = match workload {
         // Walrus runs natively on the async front end, not through `open`.
@@ -88,6 +88,7 @@ pub(crate) fn announce_and_run(
         ),
         _ => run_cell(&opener, &kind.to_string(), config, workload, env),
     };
+    env.progress.cell_done();
     match result {
         Ok(outcome) => Some(outcome),
         Err(e) => {

@@ -594,11 +594,8 @@ fn parse_stores(s: &str, backend: Option<&'static str>) -> Result<Vec<StoreKind>
             "walrus" => format!("walrus-{}", backend.unwrap_or(ENGINE_DEFAULT_BACKEND)),
             other => other.to_string(),
         };
-        let kind = StoreKind::from_str(&name).map_err(|_| {
-            format!(
-                "`{name}` is not a store; use walrus, walrus-mmap, walrus-fd, rocksdb, sled or raw"
-            )
-        })?;
+        // The adapters' error lists every accepted name (from `StoreKind::ALL`).
+        let kind = StoreKind::from_str(&name)?;
         if !StoreKind::all_available().contains(&kind) {
             return Err(format!(
                 "store {kind} is not compiled into this binary; build with --features {kind} \
@@ -789,6 +786,17 @@ mod tests {
             assert!(line.contains(needle), "{line:?} should contain {needle:?}");
             assert!(!line.contains('\n'), "{line:?} is one line");
         }
+    }
+
+    #[test]
+    fn an_unknown_store_lists_every_store_name() {
+        let line = error_line(Command::Write, &[("STORE", "Walrus-Rocks")]);
+        assert!(line.contains("`walrus-rocks` is not a store"), "{line}");
+        assert!(line.contains("walrus (= walrus-fd)"), "{line}");
+        for kind in StoreKind::ALL {
+            assert!(line.contains(&kind.to_string()), "{kind} missing: {line}");
+        }
+        assert!(!line.contains('\n'), "{line:?} is one line");
     }
 
     #[test]
