@@ -621,13 +621,18 @@ fn store_pages(
         .collect()
 }
 
-/// Dirty and under-writeback pages per file of `dir` that has any.
+/// Dirty and under-writeback pages holding data (a non-zero byte) per file
+/// of `dir` that has any. Zero pages are left out: the mmap backend faults
+/// in zero pages ahead of its appender, which dirties them without putting
+/// anything there a power loss could take.
 fn unclean_files(
     dir: &Path,
     diagnostic_files: &[&str],
 ) -> Vec<(std::path::PathBuf, crate::page_cache::CacheStat)> {
-    store_pages(dir, diagnostic_files)
+    crate::page_cache::cachestat_data_tree(dir)
+        .unwrap_or_else(|e| panic!("cachestat of the files under {}: {e}", dir.display()))
         .into_iter()
+        .filter(|(path, _)| !is_diagnostic(path, diagnostic_files))
         .filter(|(_, s)| s.nr_dirty > 0 || s.nr_writeback > 0)
         .collect()
 }
