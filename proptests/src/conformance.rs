@@ -609,12 +609,13 @@ fn is_diagnostic(path: &Path, diagnostic_files: &[&str]) -> bool {
         })
 }
 
-/// `cachestat` of every regular file under `dir` but the diagnostic ones.
+/// `stat` of every regular file under `dir` but the diagnostic ones.
 fn store_pages(
     dir: &Path,
     diagnostic_files: &[&str],
+    stat: fn(&Path) -> std::io::Result<crate::page_cache::CacheStat>,
 ) -> Vec<(std::path::PathBuf, crate::page_cache::CacheStat)> {
-    crate::page_cache::cachestat_tree(dir)
+    crate::page_cache::stat_tree(dir, stat)
         .unwrap_or_else(|e| panic!("cachestat of the files under {}: {e}", dir.display()))
         .into_iter()
         .filter(|(path, _)| !is_diagnostic(path, diagnostic_files))
@@ -629,10 +630,8 @@ fn unclean_files(
     dir: &Path,
     diagnostic_files: &[&str],
 ) -> Vec<(std::path::PathBuf, crate::page_cache::CacheStat)> {
-    crate::page_cache::cachestat_data_tree(dir)
-        .unwrap_or_else(|e| panic!("cachestat of the files under {}: {e}", dir.display()))
+    store_pages(dir, diagnostic_files, crate::page_cache::cachestat_data)
         .into_iter()
-        .filter(|(path, _)| !is_diagnostic(path, diagnostic_files))
         .filter(|(_, s)| s.nr_dirty > 0 || s.nr_writeback > 0)
         .collect()
 }
@@ -779,7 +778,7 @@ pub fn check_sync_is_a_barrier(
     // dirtied after this count before the sync. After it, every dirty page
     // counts.
     let dirty_at_open: std::collections::HashMap<std::path::PathBuf, u64> = if skipped.is_none() {
-        store_pages(dir, diagnostic_files)
+        store_pages(dir, diagnostic_files, crate::page_cache::cachestat)
             .into_iter()
             .map(|(path, s)| (path, s.nr_dirty))
             .collect()
@@ -821,7 +820,7 @@ pub fn check_sync_is_a_barrier(
             break;
         }
         if skipped.is_none() {
-            let dirty: u64 = store_pages(dir, diagnostic_files)
+            let dirty: u64 = store_pages(dir, diagnostic_files, crate::page_cache::cachestat)
                 .iter()
                 .map(|(path, s)| {
                     s.nr_dirty

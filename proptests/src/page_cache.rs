@@ -89,19 +89,6 @@ pub fn cachestat_data(path: &Path) -> io::Result<CacheStat> {
     Ok(total)
 }
 
-/// [`cachestat_data`] of every regular file under `dir`.
-pub fn cachestat_data_tree(dir: &Path) -> io::Result<Vec<(PathBuf, CacheStat)>> {
-    let mut out = Vec::new();
-    for path in regular_files(dir)? {
-        match cachestat_data(&path) {
-            Ok(stat) => out.push((path, stat)),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(out)
-}
-
 #[cfg(target_os = "linux")]
 fn cachestat_file(file: &File, off: u64, len: u64) -> io::Result<CacheStat> {
     use std::os::fd::AsRawFd;
@@ -168,11 +155,15 @@ pub fn regular_files(dir: &Path) -> io::Result<Vec<PathBuf>> {
     Ok(out)
 }
 
-/// `cachestat` of every regular file under `dir` (see [`regular_files`]).
-pub fn cachestat_tree(dir: &Path) -> io::Result<Vec<(PathBuf, CacheStat)>> {
+/// `stat` ([`cachestat`] or [`cachestat_data`]) of every regular file under
+/// `dir` (see [`regular_files`]); files that vanish meanwhile are left out.
+pub fn stat_tree(
+    dir: &Path,
+    stat: fn(&Path) -> io::Result<CacheStat>,
+) -> io::Result<Vec<(PathBuf, CacheStat)>> {
     let mut out = Vec::new();
     for path in regular_files(dir)? {
-        match cachestat(&path) {
+        match stat(&path) {
             Ok(stat) => out.push((path, stat)),
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             Err(e) => return Err(e),
@@ -273,7 +264,7 @@ mod tests {
         file.sync_all().unwrap();
         let after = cachestat(&path).unwrap();
         assert_eq!((after.nr_dirty, after.nr_writeback), (0, 0), "{after:?}");
-        let tree = cachestat_tree(tmp.path()).unwrap();
+        let tree = stat_tree(tmp.path(), cachestat).unwrap();
         assert_eq!(tree.len(), 1);
     }
 }
