@@ -693,7 +693,10 @@ impl Inner {
             let (start, len) = frame.spans[cursor.index as usize];
             let fits = match budget {
                 None => out.is_empty(),
-                Some(max) => out.is_empty() || total_bytes.saturating_add(len) <= max,
+                Some(max) => {
+                    out.is_empty()
+                        || (total_bytes.saturating_add(len) <= max && out.len() < MAX_BATCH_ENTRIES)
+                }
             };
             if !fits {
                 break;
@@ -769,6 +772,9 @@ impl LogStore for RawStore {
     }
 
     fn batch_append(&self, topic: &str, payloads: &[&[u8]]) -> Result<()> {
+        if payloads.is_empty() {
+            return validate_topic(topic); // a no-op, as in walrus-rust
+        }
         self.inner.append_frame(topic, payloads)
     }
 

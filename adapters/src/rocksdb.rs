@@ -36,7 +36,7 @@ use parking_lot::{Mutex, RwLock};
 use rocksdb::{
     DBCompressionType, Direction, IteratorMode, Options, ReadOptions, WriteBatch, WriteOptions, DB,
 };
-use walrus_wal::store::{validate_batch_len, validate_topic};
+use walrus_wal::store::{validate_batch_len, validate_topic, MAX_BATCH_ENTRIES};
 use walrus_wal::{
     Bytes, Entry, Error, FsyncSchedule, LogStore, ReadConsistency, Result, StoreConfig,
 };
@@ -376,7 +376,9 @@ impl Inner {
             if seq != Some(expected) {
                 return Err(topic.missing(expected));
             }
-            if !out.is_empty() && total_bytes.saturating_add(value.len()) > max_bytes {
+            let full = total_bytes.saturating_add(value.len()) > max_bytes
+                || out.len() >= MAX_BATCH_ENTRIES;
+            if !out.is_empty() && full {
                 break;
             }
             total_bytes = total_bytes.saturating_add(value.len());
@@ -431,6 +433,9 @@ impl LogStore for RocksDbStore {
     }
 
     fn batch_append(&self, topic: &str, payloads: &[&[u8]]) -> Result<()> {
+        if payloads.is_empty() {
+            return validate_topic(topic); // a no-op, as in walrus-rust
+        }
         self.inner.write(topic, payloads)
     }
 

@@ -32,7 +32,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use parking_lot::{Mutex, RwLock};
-use walrus_wal::store::{validate_batch_len, validate_topic};
+use walrus_wal::store::{validate_batch_len, validate_topic, MAX_BATCH_ENTRIES};
 use walrus_wal::{
     Bytes, Entry, Error, FsyncSchedule, LogStore, ReadConsistency, Result, StoreConfig,
 };
@@ -247,7 +247,11 @@ impl SledStore {
                 }
                 let fits = match budget {
                     None => out.is_empty(),
-                    Some(max) => out.is_empty() || total_bytes.saturating_add(value.len()) <= max,
+                    Some(max) => {
+                        out.is_empty()
+                            || (total_bytes.saturating_add(value.len()) <= max
+                                && out.len() < MAX_BATCH_ENTRIES)
+                    }
                 };
                 if !fits {
                     break;
@@ -332,6 +336,9 @@ impl LogStore for SledStore {
     }
 
     fn batch_append(&self, topic: &str, payloads: &[&[u8]]) -> Result<()> {
+        if payloads.is_empty() {
+            return validate_topic(topic); // a no-op, as in walrus-rust
+        }
         self.write(topic, payloads)
     }
 

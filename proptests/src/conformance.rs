@@ -119,9 +119,12 @@ pub fn batch_append_is_atomic_and_ordered(factory: Factory) {
     store.batch_append("t", &refs).unwrap();
     store.append("t", b"after").unwrap();
 
+    // An empty batch is a no-op (walrus-rust's behaviour); it still checks
+    // the topic name.
+    store.batch_append("t", &[]).unwrap();
     assert!(matches!(
-        store.batch_append("t", &[]),
-        Err(Error::InvalidBatch { .. })
+        store.batch_append("bad\0topic", &[]),
+        Err(Error::InvalidTopic { .. })
     ));
     let too_many = vec![&b"x"[..]; MAX_BATCH_ENTRIES + 1];
     assert!(matches!(
@@ -170,6 +173,24 @@ pub fn batch_append_is_atomic_and_ordered(factory: Factory) {
         }
     }
     assert_eq!(read, MAX_BATCH_ENTRIES as u64);
+
+    // A batch read returns at most MAX_BATCH_ENTRIES entries, however large
+    // its byte budget, and the next read goes on where it stopped.
+    store.batch_append("capped", &full).unwrap();
+    store.batch_append("capped", &full).unwrap();
+    let first = store.batch_read("capped", usize::MAX, true).unwrap();
+    assert_eq!(first.len(), MAX_BATCH_ENTRIES, "one batch read's entries");
+    let second = store.batch_read("capped", usize::MAX, true).unwrap();
+    assert_eq!(
+        second.len(),
+        MAX_BATCH_ENTRIES,
+        "the second batch read's entries"
+    );
+    assert_eq!(second[0].seq, MAX_BATCH_ENTRIES as u64);
+    assert!(store
+        .batch_read("capped", usize::MAX, true)
+        .unwrap()
+        .is_empty());
 
     // Visibility: once a reader sees one entry of a batch it must see the
     // rest of it without waiting.

@@ -65,7 +65,11 @@ impl AsyncWalrus {
     }
 
     /// Appends up to 2,000 entries atomically; resolves once acknowledged.
+    /// An empty batch writes nothing and succeeds.
     pub async fn batch_append(&self, topic: &str, payloads: &[&[u8]]) -> Result<()> {
+        if payloads.is_empty() {
+            return walrus_wal::store::validate_topic(topic);
+        }
         let pending = self.walrus().append_pending(topic, payloads)?;
         self.syncer.durable(pending).await
     }

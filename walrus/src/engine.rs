@@ -9,7 +9,7 @@ use crate::segment::{Allocator, Segment, EXTENT_UNIT};
 use crate::storage::{Backend, Storage};
 use crate::store::{
     validate_batch_len, validate_topic, Entry, Error, FsyncSchedule, LogStore, ReadConsistency,
-    Result,
+    Result, MAX_BATCH_ENTRIES,
 };
 use crate::topic::{Block, Mark, Topic, MAX_EXTENT_BYTES};
 use parking_lot::{Condvar, Mutex, RwLock};
@@ -29,7 +29,6 @@ const DEFAULT_DATA_DIR: &str = "wal_files";
 const DEFAULT_KEY: &str = "default";
 /// How far a consumer reading one entry at a time reads ahead.
 const SINGLE_READ_AHEAD: u64 = 64 << 10;
-const MAX_KEY_LEN: usize = 64;
 /// The largest segment: every extent must fit a [`Mark`] (and frame lengths
 /// are u32 on disk).
 const MAX_SEGMENT_BYTES: u64 = MAX_EXTENT_BYTES - MAX_EXTENT_BYTES % EXTENT_UNIT;
@@ -87,8 +86,9 @@ impl WalrusBuilder {
         self
     }
 
-    /// Namespace inside the data directory: 1-64 bytes of `[A-Za-z0-9_.-]`,
-    /// not starting with a dot.
+    /// Namespace inside the data directory: any non-empty UTF-8 key of up
+    /// to 1,024 bytes, mapped to a directory name reversibly and without
+    /// collisions (see [`crate::key`]).
     pub fn instance_key(mut self, key: impl Into<String>) -> Self {
         self.key = key.into();
         self
@@ -164,7 +164,7 @@ impl WalrusBuilder {
     }
 
     fn validate(&self) -> Result<()> {
-        validate_key(&self.key)?;
+        crate::key::encode(&self.key)?;
         let block_ok =
             self.block_bytes >= 2 * EXTENT_UNIT && self.block_bytes.is_multiple_of(EXTENT_UNIT);
         if !block_ok
@@ -181,11 +181,6 @@ impl WalrusBuilder {
                 2 * EXTENT_UNIT
             )));
         }
-        if let ReadConsistency::AtLeastOnce { persist_every: 0 } = self.consistency {
-            return Err(Error::InvalidInput(
-                "persist_every must be at least 1".into(),
-            ));
-        }
         if let FsyncSchedule::Milliseconds(0) = self.fsync {
             return Err(Error::InvalidInput(
                 "a Milliseconds schedule needs n > 0".into(),
@@ -193,21 +188,6 @@ impl WalrusBuilder {
         }
         Ok(())
     }
-}
-
-fn validate_key(key: &str) -> Result<()> {
-    let ok_chars = key
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
-    if key.is_empty() || key.len() > MAX_KEY_LEN || !ok_chars || key.starts_with('.') {
-        return Err(Error::InvalidKey {
-            reason: format!(
-                "{:?}: use 1-{MAX_KEY_LEN} bytes of [A-Za-z0-9_.-], not starting with '.'",
-                key.chars().take(80).collect::<String>()
-            ),
-        });
-    }
-    Ok(())
 }
 
 /// A topic's position: entries `next_to_read..next_to_append` are unconsumed.
@@ -512,13 +492,47 @@ impl Walrus {
             .open()
     }
 
+    /// Opens the instance named `key` (any non-empty UTF-8 string; see
+    /// [`crate::key`] for the directory it maps to) with the defaults of
+    /// [`Walrus::new`].
+    pub fn new_for_key(key: &str) -> Result<Walrus> {
+        Walrus::builder().from_env()?.instance_key(key).open()
+    }
+
+    pub fn with_consistency_for_key(key: &str, consistency: ReadConsistency) -> Result<Walrus> {
+        Walrus::builder()
+            .from_env()?
+            .instance_key(key)
+            .consistency(consistency)
+            .open()
+    }
+
+    pub fn with_consistency_and_schedule_for_key(
+        key: &str,
+        consistency: ReadConsistency,
+        fsync: FsyncSchedule,
+    ) -> Result<Walrus> {
+        Walrus::builder()
+            .from_env()?
+            .instance_key(key)
+            .consistency(consistency)
+            .fsync(fsync)
+            .open()
+    }
+
     pub fn builder() -> WalrusBuilder {
         WalrusBuilder::default()
     }
 
-    fn open(b: WalrusBuilder) -> Result<Walrus> {
+    fn open(mut b: WalrusBuilder) -> Result<Walrus> {
         b.validate()?;
-        let dir = b.data_dir.join(&b.key);
+        if let ReadConsistency::AtLeastOnce { persist_every: 0 } = b.consistency {
+            // As walrus-rust does: persisting every 0 reads can only mean
+            // the strictest at-least-once setting.
+            tracing::warn!("walrus: AtLeastOnce {{ persist_every: 0 }} taken as persist_every: 1");
+            b.consistency = ReadConsistency::AtLeastOnce { persist_every: 1 };
+        }
+        let dir = crate::key::instance_dir(&b.data_dir, &b.key)?;
         #[cfg(feature = "test-support")]
         let (storage, lock) = match &b.storage {
             Some(StorageOverride(s)) => (s.clone(), None),
@@ -666,8 +680,12 @@ impl Walrus {
         self.append_pending(topic, &[payload])?.wait()
     }
 
-    /// Appends up to 2,000 entries atomically: after a crash all or none are there.
+    /// Appends up to 2,000 entries atomically: after a crash all or none are
+    /// there. An empty batch writes nothing and succeeds, as in walrus-rust.
     pub fn batch_append_for_topic(&self, topic: &str, payloads: &[&[u8]]) -> Result<()> {
+        if payloads.is_empty() {
+            return validate_topic(topic);
+        }
         self.append_pending(topic, payloads)?.wait()
     }
 
@@ -695,14 +713,16 @@ impl Walrus {
     }
 
     /// Reads entries totalling at most `max_bytes` of payload, but at least
-    /// one when one is available.
+    /// one when one is available, and at most [`MAX_BATCH_ENTRIES`] (2,000,
+    /// walrus-rust's documented cap) in one call.
     pub fn batch_read_for_topic(
         &self,
         topic: &str,
         max_bytes: usize,
         checkpoint: bool,
     ) -> Result<Vec<Entry>> {
-        self.inner.read(topic, max_bytes, usize::MAX, checkpoint)
+        self.inner
+            .read(topic, max_bytes, MAX_BATCH_ENTRIES, checkpoint)
     }
 
     /// Makes every acknowledged append durable.

@@ -29,6 +29,7 @@ mod crc;
 mod cursor;
 mod engine;
 mod format;
+pub mod key;
 mod recovery;
 mod segment;
 mod storage;

@@ -1,5 +1,6 @@
 //! One instance per directory: a second open, in this process or another,
 //! gets `Error::Locked`; bad directories and keys get typed errors.
+//! (How any UTF-8 key names its own directory: tests/instance_keys.rs.)
 
 mod common;
 use common::*;
@@ -56,22 +57,13 @@ fn bad_directories_and_keys_are_typed_errors() {
         builder(&file, Backend::Fd).open(),
         Err(Error::BadDirectory { .. })
     ));
-    for key in [
-        "",
-        "..",
-        "../escape",
-        "a/b",
-        "a\0b",
-        ".hidden",
-        &"k".repeat(65),
-    ] {
+    for key in ["", &"k".repeat(1025)] {
         let r = Walrus::builder()
             .data_dir(dir.path())
             .instance_key(key)
             .open();
         assert!(matches!(r, Err(Error::InvalidKey { .. })), "{key:?}");
     }
-    assert!(!dir.path().parent().unwrap().join("escape").exists());
 }
 
 #[test]

@@ -90,3 +90,29 @@ impl Error {
         }
     }
 }
+
+/// walrus-rust's API returns `std::io::Result`, so an application ported
+/// from it uses `?` in functions that return `io::Result`: this conversion
+/// keeps those compiling. The kind says what the error was about (an I/O
+/// error keeps its own), and the message and source chain are kept.
+impl From<Error> for io::Error {
+    fn from(e: Error) -> io::Error {
+        let kind = match &e {
+            Error::Io { source, .. } => source.kind(),
+            Error::Corruption { .. }
+            | Error::ChecksumMismatch { .. }
+            | Error::BadMagic { .. }
+            | Error::UnsupportedVersion { .. } => io::ErrorKind::InvalidData,
+            Error::Locked(_) => io::ErrorKind::WouldBlock,
+            Error::InvalidTopic { .. }
+            | Error::InvalidKey { .. }
+            | Error::EntryTooLarge { .. }
+            | Error::InvalidBatch { .. }
+            | Error::InvalidInput(_) => io::ErrorKind::InvalidInput,
+            Error::BadDirectory { .. } | Error::Failed(_) | Error::Backend { .. } => {
+                io::ErrorKind::Other
+            }
+        };
+        io::Error::new(kind, e)
+    }
+}

@@ -122,15 +122,18 @@ pub trait LogStore: Send + Sync {
     /// Appends one entry to `topic`.
     fn append(&self, topic: &str, payload: &[u8]) -> Result<()>;
 
-    /// Appends all `payloads` to `topic` atomically, in order.
+    /// Appends all `payloads` (at most [`MAX_BATCH_ENTRIES`]) to `topic`
+    /// atomically, in order. An empty batch writes nothing and returns `Ok`
+    /// (for a valid topic name), as walrus-rust's does.
     fn batch_append(&self, topic: &str, payloads: &[&[u8]]) -> Result<()>;
 
     /// Returns the entry at the topic's cursor, consuming it if `checkpoint`.
     fn read_next(&self, topic: &str, checkpoint: bool) -> Result<Option<Entry>>;
 
     /// Returns entries from the cursor whose payloads total at most
-    /// `max_bytes`, but at least one entry if any is available. Consumes them
-    /// if `checkpoint`.
+    /// `max_bytes`, but at least one entry if any is available, and never
+    /// more than [`MAX_BATCH_ENTRIES`] (2,000, walrus-rust's documented cap
+    /// per call). Consumes them if `checkpoint`.
     fn batch_read(&self, topic: &str, max_bytes: usize, checkpoint: bool) -> Result<Vec<Entry>>;
 
     /// Makes every append acknowledged before this call durable.
