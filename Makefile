@@ -181,6 +181,19 @@ fuzz: ## coverage-guided fuzzing of recovery (segment and cursor bytes) for FUZZ
 	mkdir -p $(FUZZ_WORK)
 	cd walrus/fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run --fuzz-dir . recovery $(abspath $(FUZZ_WORK)) corpus/recovery -- -max_total_time=$(FUZZ_SECONDS)
 
+# A 1 GiB entry and an atomic 2,000 x 1 MiB batch (the guide's ENTRY_SIZE=1048576
+# BATCH=2000) per backend: written and closed, read back; written and
+# killed, read back. Needs about 3.5 GiB of disk; prints seconds and peak RSS.
+LARGE_DIR ?= $(TARGET_DIR)/large-entries
+.PHONY: large-entries
+large-entries: ## 1 GiB entries and 2,000 x 1 MiB batches on both backends, through a close and a crash; prints peak RSS per phase
+	$(CARGO) build --release -p walrus-wal --example large_entries
+	@for b in fd mmap; do for end in write crash; do \
+		rm -rf $(LARGE_DIR); \
+		$(TARGET_DIR)/release/examples/large_entries $$b $(LARGE_DIR) $$end || exit 1; \
+		$(TARGET_DIR)/release/examples/large_entries $$b $(LARGE_DIR) read || exit 1; \
+	done; done; rm -rf $(LARGE_DIR)
+
 SOAK_SECONDS ?= 600
 .PHONY: soak
 soak: ## produce and consume on many topics for SOAK_SECONDS; reports GiB written, peak RSS and disk, lost/duplicated entries

@@ -29,6 +29,9 @@ const DEFAULT_DATA_DIR: &str = "wal_files";
 const DEFAULT_KEY: &str = "default";
 /// How far a consumer reading one entry at a time reads ahead.
 const SINGLE_READ_AHEAD: u64 = 64 << 10;
+/// A reader keeps the frame its cursor left only when it is at most this
+/// large (the batch read-ahead's limit).
+const LARGE_FRAME_BYTES: u64 = 16 << 20;
 /// The largest segment: every extent must fit a [`Mark`] (and frame lengths
 /// are u32 on disk).
 const MAX_SEGMENT_BYTES: u64 = MAX_EXTENT_BYTES - MAX_EXTENT_BYTES % EXTENT_UNIT;
@@ -109,8 +112,8 @@ impl WalrusBuilder {
         self
     }
 
-    /// Size of new segment files (default 64 MiB). Entries up to nearly this
-    /// size are accepted.
+    /// Size of new segment files (default 64 MiB). A larger entry or batch
+    /// (up to 4 GiB - 12 KiB) gets a segment of its own, sized to fit it.
     pub fn segment_bytes(mut self, bytes: u64) -> Self {
         self.segment_bytes = bytes;
         self
@@ -616,7 +619,9 @@ impl Walrus {
             consistency: b.consistency,
             fsync: b.fsync,
             block_bytes: b.block_bytes,
-            max_frame_bytes: b.segment_bytes - 2 * EXTENT_UNIT,
+            // A frame larger than a segment gets a segment of its own (the
+            // allocator sizes it), up to the largest one a mark describes.
+            max_frame_bytes: MAX_SEGMENT_BYTES - 2 * EXTENT_UNIT,
             topics: RwLock::new(topics),
             alloc: Mutex::new(Allocator::new(recovered.next_segment_id, b.segment_bytes)),
             segments: Mutex::new(recovered.segments),
@@ -785,6 +790,32 @@ impl LogStore for Walrus {
     }
 }
 
+/// Frames up to this size are encoded into the writer's buffer and written
+/// with one call; larger ones are written from the caller's payloads in
+/// place, so appending a 1 GiB entry never holds a second copy of it.
+const STREAMED_FRAME_BYTES: u64 = 1 << 20;
+
+/// Writes a frame at `off` as its head (encoded into `buf`), then each
+/// payload where it belongs, then the zero padding.
+fn write_streamed_frame(
+    file: &dyn crate::storage::StorageFile,
+    buf: &mut Vec<u8>,
+    off: u64,
+    first_seq: u64,
+    payloads: &[&[u8]],
+) -> std::io::Result<()> {
+    let len = crate::format::encode_frame_head(buf, first_seq, payloads);
+    file.write_all_at(buf, off)?;
+    let mut at = off + buf.len() as u64;
+    for payload in payloads {
+        file.write_all_at(payload, at)?;
+        at += payload.len() as u64;
+    }
+    debug_assert_eq!(at, off + len, "frame length as computed");
+    let padding = (align_up(len, ALIGN) - len) as usize;
+    file.write_all_at(&[0u8; ALIGN as usize][..padding], at)
+}
+
 /// Takes the advisory lock of an instance directory, creating it if needed.
 fn lock_dir(data_dir: &Path, dir: &Path) -> Result<File> {
     let bad = |reason: String| Error::BadDirectory {
@@ -920,9 +951,20 @@ impl Inner {
         };
         let at = block.written();
         let first_seq = w.next_seq;
-        encode_frame(&mut w.buf, first_seq, payloads);
-        assert_eq!(w.buf.len() as u64, need, "frame length as computed");
-        if let Err(e) = block.segment.file.write_all_at(&w.buf, at.off) {
+        let wrote = if need <= STREAMED_FRAME_BYTES {
+            encode_frame(&mut w.buf, first_seq, payloads);
+            assert_eq!(w.buf.len() as u64, need, "frame length as computed");
+            block.segment.file.write_all_at(&w.buf, at.off)
+        } else {
+            write_streamed_frame(
+                &*block.segment.file,
+                &mut w.buf,
+                at.off,
+                first_seq,
+                payloads,
+            )
+        };
+        if let Err(e) = wrote {
             // The extent's tail may now hold a partial frame: never write
             // after it again.
             w.block = None;
@@ -1073,6 +1115,17 @@ impl Inner {
             self.persist_cursor(&topic, r, seq, out.len() as u64)?;
             r.seq = seq;
             r.pos = pos;
+        }
+        // A frame larger than a read-ahead (a large entry or batch) is let
+        // go once the cursor has left it, so an idle reader never holds one.
+        let left_large_frame = r.frames.last.as_ref().is_some_and(|f| {
+            f.len_padded > LARGE_FRAME_BYTES
+                && r.pos
+                    .as_ref()
+                    .is_none_or(|p| (p.block.segment.id, p.off) != f.key)
+        });
+        if left_large_frame {
+            r.frames.last = None;
         }
         Ok(out)
     }

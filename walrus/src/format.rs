@@ -243,6 +243,40 @@ pub fn encode_frame(out: &mut Vec<u8>, first_seq: u64, payloads: &[&[u8]]) {
     out.resize(align_up(len, ALIGN) as usize, 0);
 }
 
+/// Encodes the head of a frame (header and payload lengths) into `out`
+/// (cleared first), its checksum computed over the payloads in place: the
+/// write of a large frame then sends the caller's payloads as they are
+/// instead of copying them into one buffer. The payloads follow the head
+/// back to back, then zero padding to [`ALIGN`]. Returns the frame length
+/// (padding excluded).
+pub fn encode_frame_head(out: &mut Vec<u8>, first_seq: u64, payloads: &[&[u8]]) -> u64 {
+    debug_assert!(!payloads.is_empty() && payloads.len() <= MAX_BATCH_ENTRIES);
+    let len = frame_len(payloads.iter().map(|p| p.len()));
+    assert!(
+        len <= u32::MAX as u64,
+        "frame of {len} bytes: lengths are u32 on disk"
+    );
+    assert!(
+        first_seq < MAX_SEQ,
+        "entry {first_seq} past the sequence range"
+    );
+    out.clear();
+    out.extend_from_slice(&[0u8; 8]);
+    out.extend_from_slice(&(len as u32).to_le_bytes());
+    out.extend_from_slice(&(payloads.len() as u16).to_le_bytes());
+    out.extend_from_slice(&[0u8; 2]);
+    out.extend_from_slice(&first_seq.to_le_bytes());
+    for p in payloads {
+        out.extend_from_slice(&(p.len() as u32).to_le_bytes());
+    }
+    let mut parts: Vec<&[u8]> = Vec::with_capacity(payloads.len() + 1);
+    parts.push(&out[8..]);
+    parts.extend_from_slice(payloads);
+    let crc = crc64(&parts);
+    out[0..8].copy_from_slice(&crc.to_le_bytes());
+    len
+}
+
 /// The fixed part of a frame, read before the rest so its length can be
 /// bounded.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

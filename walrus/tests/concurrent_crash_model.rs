@@ -53,6 +53,8 @@ use walrus_wal::testing::{Crash, FaultKind, SimStorage, Storage};
 use walrus_wal::{Entry, FsyncSchedule, ReadConsistency, TopicInfo, Walrus, WalrusBuilder};
 
 const TOPICS: [&str; 3] = ["a", "b/shared", "c"];
+/// Entry lengths of the appends larger than a segment.
+const LARGE_ENTRY_LEN: Range<usize> = 20_000..60_000;
 const CHECKPOINT: &str = "/sim/default/recovery.ckpt";
 const DEFAULT_IMAGES: usize = 10_800;
 const MODES: usize = 6;
@@ -453,6 +455,15 @@ fn append_loop(
         let topic = topics[rng.below(topics.len())];
         let batch = rng.below(3) == 0;
         let count = if batch { 1 + rng.below(5) } else { 1 };
+        // One append in twelve is larger than a whole segment (an entry of
+        // up to 60 KiB, or a batch of up to 300 KiB, against 16 KiB
+        // segments): its frame gets a segment of its own, so images also
+        // fall in the middle of writing one.
+        let len = if rng.below(12) == 0 {
+            LARGE_ENTRY_LEN
+        } else {
+            w.entry_len.clone()
+        };
         let ids: Vec<Id> = (0..count)
             .map(|_| {
                 n += 1;
@@ -460,7 +471,7 @@ fn append_loop(
                     topic: topic as u8,
                     thread,
                     n,
-                    len: rng.within(&w.entry_len) as u16,
+                    len: rng.within(&len) as u16,
                 }
             })
             .collect();
