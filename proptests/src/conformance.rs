@@ -1028,6 +1028,46 @@ pub fn empty_and_large_payloads(factory: Factory) {
     assert_eq!(next, expected.len() as u64);
 }
 
+/// An entry and an atomic batch each larger than Walrus's default 64 MiB
+/// segment (walrus-rust documents entries up to about 1 GiB) round-trip,
+/// between small entries and through a reopen; a batch read stays within
+/// its byte budget inside the large batch.
+pub fn payloads_larger_than_a_segment(factory: Factory) {
+    let tmp = tempfile::tempdir().unwrap();
+    let mib = 1024 * 1024;
+    let big = payload(7, 65 * mib);
+    let batch: Vec<Vec<u8>> = (0..17).map(|i| payload(100 + i, 4 * mib)).collect();
+    {
+        let store = open(factory, tmp.path(), FAST);
+        store.append("t", b"before").unwrap();
+        store.append("t", &big).unwrap();
+        let refs: Vec<&[u8]> = batch.iter().map(Vec::as_slice).collect();
+        store.batch_append("t", &refs).unwrap();
+        store.append("t", b"after").unwrap();
+        store.sync().unwrap();
+    }
+    let store = open(factory, tmp.path(), STRICT);
+    expect_entry(store.read_next("t", true).unwrap(), 0, b"before", "before");
+    expect_entry(store.read_next("t", true).unwrap(), 1, &big, "the 65 MiB entry");
+    let mut next = 2u64;
+    while next < 2 + batch.len() as u64 {
+        let got = store.batch_read("t", 9 * mib, true).unwrap();
+        check_budget(&got, 9 * mib, next, "inside the large batch");
+        for entry in got {
+            let want: &[u8] = match batch.get((next - 2) as usize) {
+                Some(p) => p,
+                None => b"after",
+            };
+            expect_entry(Some(entry), next, want, "large batch entry");
+            next += 1;
+        }
+    }
+    if next == 2 + batch.len() as u64 {
+        expect_entry(store.read_next("t", true).unwrap(), next, b"after", "after");
+    }
+    assert_eq!(store.read_next("t", true).unwrap(), None);
+}
+
 /// A thousand topics, each with its own order and cursor, before and after a
 /// reopen.
 pub fn a_thousand_topics(factory: Factory) {
@@ -1486,6 +1526,7 @@ macro_rules! conformance_tests {
             strict_cursor_survives_reopen,
             at_least_once_cursor_survives_reopen,
             empty_and_large_payloads,
+            payloads_larger_than_a_segment,
             a_thousand_topics,
             topic_names_are_checked,
             reopen_continues_each_topic,
