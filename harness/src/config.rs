@@ -23,8 +23,10 @@ use crate::workload::TopicMode;
 /// Largest entry the harness generates. Bounds the per-writer payload
 /// pattern and the memory one batch takes.
 pub const MAX_ENTRY_SIZE_BYTES: usize = 64 << 20;
-/// Largest batch, in bytes, one writer builds at a time.
-const MAX_BATCH_BYTES: usize = 256 << 20;
+/// Largest batch, in bytes, one writer builds at a time: 4 GiB, about
+/// Walrus's limit for one atomic batch, so the guide's `ENTRY_SIZE=1048576
+/// BATCH=2000` (2 GB per writer) runs. Each writer holds its batch's buffer.
+const MAX_BATCH_BYTES: usize = 4 << 30;
 const MAX_THREADS: usize = 1024;
 /// What a bare `walrus` means without `BACKEND`: the engine's own default
 /// (`walrus_wal::Backend::from_env`). Resolved here so every report names
