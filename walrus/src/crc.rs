@@ -161,6 +161,63 @@ pub fn crc64(parts: &[&[u8]]) -> u64 {
     Kernel::best().crc64(parts)
 }
 
+/// [`crc64`] of bytes that arrive piece by piece (a frame too large to hold
+/// in memory at once), on the same kernel: feeding the pieces to `update`
+/// gives what `crc64` of all of them gives.
+pub struct Crc64Stream(StreamState);
+
+enum StreamState {
+    Portable(crc64fast::Digest),
+    /// A carry-less multiply kernel and its raw register.
+    #[cfg(target_arch = "x86_64")]
+    Raw(Imp, u64),
+}
+
+impl Crc64Stream {
+    pub fn new() -> Crc64Stream {
+        Crc64Stream::on(Kernel::best())
+    }
+
+    fn on(kernel: Kernel) -> Crc64Stream {
+        Crc64Stream(match kernel.0 {
+            Imp::Portable => StreamState::Portable(crc64fast::Digest::new()),
+            #[cfg(target_arch = "x86_64")]
+            imp => StreamState::Raw(imp, !0),
+        })
+    }
+
+    pub fn update(&mut self, part: &[u8]) {
+        match &mut self.0 {
+            StreamState::Portable(digest) => digest.write(part),
+            #[cfg(target_arch = "x86_64")]
+            StreamState::Raw(imp, state) => {
+                *state = match imp {
+                    // SAFETY: a `Raw` state holds only kernels `supported`
+                    // found this CPU able to run (see `Kernel::crc64`).
+                    Imp::Pclmul => unsafe { x86::update_pclmul(*state, part) },
+                    // SAFETY: as above.
+                    Imp::Avx512 => unsafe { x86::update_avx512(*state, part) },
+                    Imp::Portable => unreachable!("the portable kernel streams through Digest"),
+                }
+            }
+        }
+    }
+
+    pub fn finish(&self) -> u64 {
+        match &self.0 {
+            StreamState::Portable(digest) => digest.sum64(),
+            #[cfg(target_arch = "x86_64")]
+            StreamState::Raw(_, state) => !state,
+        }
+    }
+}
+
+impl Default for Crc64Stream {
+    fn default() -> Self {
+        Crc64Stream::new()
+    }
+}
+
 #[cfg(target_arch = "x86_64")]
 mod x86 {
     //! The carry-less multiply kernels. `update_*` take and return the raw
@@ -630,6 +687,11 @@ mod tests {
             let expected = oracle(bytes);
             for kernel in Kernel::supported() {
                 prop_assert_eq!(kernel.crc64(&parts), expected, "{:?}", kernel);
+                let mut stream = Crc64Stream::on(kernel);
+                for part in &parts {
+                    stream.update(part);
+                }
+                prop_assert_eq!(stream.finish(), expected, "streamed, {:?}", kernel);
             }
         }
     }

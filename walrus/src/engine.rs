@@ -29,9 +29,6 @@ const DEFAULT_DATA_DIR: &str = "wal_files";
 const DEFAULT_KEY: &str = "default";
 /// How far a consumer reading one entry at a time reads ahead.
 const SINGLE_READ_AHEAD: u64 = 64 << 10;
-/// A reader keeps the frame its cursor left only when it is at most this
-/// large (the batch read-ahead's limit).
-const LARGE_FRAME_BYTES: u64 = 16 << 20;
 /// The largest segment: every extent must fit a [`Mark`] (and frame lengths
 /// are u32 on disk).
 const MAX_SEGMENT_BYTES: u64 = MAX_EXTENT_BYTES - MAX_EXTENT_BYTES % EXTENT_UNIT;
@@ -794,6 +791,7 @@ impl LogStore for Walrus {
 /// with one call; larger ones are written from the caller's payloads in
 /// place, so appending a 1 GiB entry never holds a second copy of it.
 const STREAMED_FRAME_BYTES: u64 = 1 << 20;
+const STREAMED_PIECE_BYTES: usize = 4 << 20;
 
 /// Writes a frame at `off` as its head (encoded into `buf`), then each
 /// payload where it belongs, then the zero padding.
@@ -808,8 +806,14 @@ fn write_streamed_frame(
     file.write_all_at(buf, off)?;
     let mut at = off + buf.len() as u64;
     for payload in payloads {
-        file.write_all_at(payload, at)?;
-        at += payload.len() as u64;
+        // In pieces, each evicted once written: on the mmap backend the
+        // mapped pages of a 1 GiB entry do not all stay in the process.
+        // (The data stays dirty in the page cache; syncs write it as usual.)
+        for piece in payload.chunks(STREAMED_PIECE_BYTES) {
+            file.write_all_at(piece, at)?;
+            file.evict(at, piece.len() as u64);
+            at += piece.len() as u64;
+        }
     }
     debug_assert_eq!(at, off + len, "frame length as computed");
     let padding = (align_up(len, ALIGN) - len) as usize;
@@ -1116,10 +1120,10 @@ impl Inner {
             r.seq = seq;
             r.pos = pos;
         }
-        // A frame larger than a read-ahead (a large entry or batch) is let
-        // go once the cursor has left it, so an idle reader never holds one.
+        // A large frame (its entries stay in the file) is let go once the
+        // cursor has left it, so an idle reader never pins its segment.
         let left_large_frame = r.frames.last.as_ref().is_some_and(|f| {
-            f.len_padded > LARGE_FRAME_BYTES
+            f.len_padded > crate::topic::LARGE_FRAME_BYTES
                 && r.pos
                     .as_ref()
                     .is_none_or(|p| (p.block.segment.id, p.off) != f.key)

@@ -364,6 +364,20 @@ fn scan_frames(
         let problem = match FrameHeader::decode(header, block.end - off) {
             Err(crate::format::FrameError::Empty) => break,
             Err(e) => e.to_string(),
+            // A frame too large to hold is checked in pieces from the file.
+            Ok(h) if h.len > crate::topic::LARGE_FRAME_BYTES => {
+                match crate::topic::check_large_frame(segment, off, &h)? {
+                    Err(reason) => reason,
+                    Ok(_) if h.first_seq != seq => {
+                        format!("frame holds entry {} where {seq} was expected", h.first_seq)
+                    }
+                    Ok(_) => {
+                        seq += h.count as u64;
+                        off += align_up(h.len, ALIGN);
+                        continue;
+                    }
+                }
+            }
             Ok(h) => {
                 let frame = window.get(segment, off, h.len, block.end)?;
                 match h.verify(frame) {

@@ -225,23 +225,53 @@ pub struct Frame {
 enum Payloads {
     One(Range<usize>),
     Many(Vec<Range<usize>>),
+    /// A frame larger than [`LARGE_FRAME_BYTES`], checked as it streamed
+    /// past and left in the file: each entry is read when it is returned,
+    /// so a batch read inside a 2 GB batch holds its budget, not 2 GB.
+    InFile {
+        segment: Arc<Segment>,
+        ranges: Vec<Range<u64>>,
+    },
 }
+
+/// Frames larger than this are checked in pieces and their entries read
+/// one by one (see [`Payloads::InFile`]); smaller ones are read whole.
+pub const LARGE_FRAME_BYTES: u64 = 16 << 20;
+/// The piece a large frame's checksum is computed over at a time.
+const LARGE_FRAME_PIECE: u64 = 4 << 20;
 
 impl Frame {
     pub fn entries(&self) -> usize {
         match &self.payloads {
             Payloads::One(_) => 1,
             Payloads::Many(ranges) => ranges.len(),
+            Payloads::InFile { ranges, .. } => ranges.len(),
         }
     }
 
-    /// Entry `idx` of the frame: a view of the buffer, not a copy.
-    pub fn payload(&self, idx: usize) -> Bytes {
+    /// Entry `idx` of the frame: a view of the buffer, not a copy (or, in a
+    /// large frame, its bytes read from the file).
+    pub fn payload(&self, idx: usize) -> Result<Bytes> {
         let range = match &self.payloads {
             Payloads::One(range) => range,
             Payloads::Many(ranges) => &ranges[idx],
+            Payloads::InFile { segment, ranges } => {
+                let range = &ranges[idx];
+                let mut data = vec![0u8; (range.end - range.start) as usize];
+                // In pieces, each evicted once copied: on the mmap backend
+                // a 1 GiB entry then never has its mapped pages resident
+                // beside the copy.
+                for (i, piece) in data.chunks_mut(LARGE_FRAME_PIECE as usize).enumerate() {
+                    let at = range.start + i as u64 * LARGE_FRAME_PIECE;
+                    segment.file.read_exact_at(piece, at).map_err(|e| {
+                        Error::io(format!("reading {} at {at}", segment.path.display()), e)
+                    })?;
+                    segment.file.evict(at, piece.len() as u64);
+                }
+                return Ok(Bytes::from(data));
+            }
         };
-        self.buf.slice(range.clone())
+        Ok(self.buf.slice(range.clone()))
     }
 }
 
@@ -331,7 +361,7 @@ impl Topic {
                     reason: format!("expected entry {seq}, frame holds {entry_seq}"),
                 });
             }
-            let data = frame.payload(p.idx);
+            let data = frame.payload(p.idx)?;
             let next = if p.idx + 1 < frame.entries() {
                 Pos {
                     block: p.block.clone(),
@@ -537,12 +567,15 @@ impl Prefetched {
 }
 
 /// Reads one whole frame at `off`; `room` bounds its length.
-pub fn read_frame(segment: &Segment, off: u64, room: u64) -> Result<Frame> {
+pub fn read_frame(segment: &Arc<Segment>, off: u64, room: u64) -> Result<Frame> {
     let io = |e| Error::io(format!("reading {} at {off}", segment.path.display()), e);
     let mut header = [0u8; FRAME_HEADER_LEN];
     segment.file.read_exact_at(&mut header, off).map_err(io)?;
     let h = FrameHeader::decode(&header, room)
         .map_err(|e| frame_corrupt(segment, off, e.to_string()))?;
+    if h.len > LARGE_FRAME_BYTES {
+        return read_large_frame(segment, off, &h);
+    }
     let mut bytes = vec![0u8; h.len as usize];
     bytes[..FRAME_HEADER_LEN].copy_from_slice(&header);
     segment
@@ -553,6 +586,75 @@ pub fn read_frame(segment: &Segment, off: u64, room: u64) -> Result<Frame> {
         )
         .map_err(io)?;
     decode_frame(segment, off, room, Bytes::from(bytes), 0)
+}
+
+/// Checks a frame larger than [`LARGE_FRAME_BYTES`] without holding it:
+/// the header and payload lengths are kept, the checksum is computed over
+/// the rest in pieces, and the payloads stay in the file.
+fn read_large_frame(segment: &Arc<Segment>, off: u64, h: &FrameHeader) -> Result<Frame> {
+    let ranges = check_large_frame(segment, off, h)?
+        .map_err(|reason| frame_corrupt(segment, off, reason))?;
+    Ok(Frame {
+        key: (segment.id, off),
+        first_seq: h.first_seq,
+        len_padded: crate::format::align_up(h.len, ALIGN),
+        buf: Bytes::new(),
+        payloads: Payloads::InFile {
+            segment: segment.clone(),
+            ranges,
+        },
+    })
+}
+
+/// Verifies the frame at `off`, whose header `h` was decoded, reading it in
+/// pieces of at most 4 MiB; returns the file ranges of its payloads, or why
+/// the frame is damaged (the outer error is a failed read). Recovery checks
+/// large frames this way too, so an open never holds one whole.
+pub fn check_large_frame(
+    segment: &Segment,
+    off: u64,
+    h: &FrameHeader,
+) -> Result<std::result::Result<Vec<Range<u64>>, String>> {
+    let io = |at: u64, e| Error::io(format!("reading {} at {at}", segment.path.display()), e);
+    let head_len = FRAME_HEADER_LEN + 4 * h.count;
+    let mut head = vec![0u8; head_len];
+    segment
+        .file
+        .read_exact_at(&mut head, off)
+        .map_err(|e| io(off, e))?;
+    let mut crc = crate::crc::Crc64Stream::new();
+    crc.update(&head[8..]);
+    let mut at = off + head_len as u64;
+    let mut ranges = Vec::with_capacity(h.count);
+    for len in head[FRAME_HEADER_LEN..].chunks_exact(4) {
+        let len = u64::from(u32::from_le_bytes(len.try_into().expect("4 bytes")));
+        ranges.push(at..at + len);
+        at += len;
+    }
+    if at != off + h.len {
+        return Ok(Err("payload lengths do not fill the frame".into()));
+    }
+    let end = off + h.len;
+    let mut from = off + head_len as u64;
+    let mut piece = vec![0u8; LARGE_FRAME_PIECE.min(end - from) as usize];
+    while from < end {
+        let n = (end - from).min(piece.len() as u64) as usize;
+        segment
+            .file
+            .read_exact_at(&mut piece[..n], from)
+            .map_err(|e| io(from, e))?;
+        crc.update(&piece[..n]);
+        segment.file.evict(from, n as u64);
+        from += n as u64;
+    }
+    let got = crc.finish();
+    if got != h.crc {
+        return Ok(Err(format!(
+            "frame checksum {got:#x} != stored {:#x}",
+            h.crc
+        )));
+    }
+    Ok(Ok(ranges))
 }
 
 /// Checks the frame at `buf[at..]` (header included) and indexes its

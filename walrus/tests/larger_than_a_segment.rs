@@ -179,3 +179,75 @@ fn concurrent_large_and_small_appends_keep_every_topic_in_order() {
         }
     }
 }
+
+/// A frame over 16 MiB is checked in 4 MiB pieces and its entries are read
+/// one by one: a batch read inside it returns its budget's worth, and damage
+/// anywhere in it is found by the read (behind a checkpoint) or by recovery.
+#[test]
+fn a_frame_too_large_to_hold_is_checked_in_pieces() {
+    let four_mib = 4 << 20;
+    let batch: Vec<Vec<u8>> = (0..5).map(|i| big(500 + i, four_mib)).collect();
+    let refs: Vec<&[u8]> = batch.iter().map(Vec::as_slice).collect();
+    for backend in BACKENDS {
+        let dir = tempfile::tempdir().unwrap();
+        let wal_dir = dir.path().join("default");
+        {
+            let wal = open(dir.path(), backend);
+            wal.append_for_topic("t", b"first").unwrap();
+            wal.batch_append_for_topic("t", &refs).unwrap();
+        }
+        {
+            let wal = open(dir.path(), backend);
+            assert!(wal.recovery_report().dropped.is_empty());
+            assert_eq!(
+                wal.read_next("t", true).unwrap().unwrap().data,
+                &b"first"[..]
+            );
+            for (i, want) in batch.iter().enumerate() {
+                let got = wal
+                    .batch_read_for_topic("t", four_mib + 100, false)
+                    .unwrap();
+                assert_eq!(got.len(), 1, "a budget of one entry, entry {i}");
+                assert!(got[0].data == want[..], "entry {i}");
+                assert_eq!(wal.read_next("t", true).unwrap().unwrap().seq, 1 + i as u64);
+            }
+            assert!(wal.read_next("t", true).unwrap().is_none());
+        }
+        // Damage the fourth entry of a second copy of the batch.
+        let seg = {
+            let wal = open(dir.path(), backend);
+            wal.batch_append_for_topic("t", &refs).unwrap();
+            wal.dir().join(
+                segments(wal.dir())
+                    .into_iter()
+                    .max_by_key(|p| std::fs::metadata(p).unwrap().len())
+                    .unwrap(),
+            )
+        };
+        let bytes = std::fs::read(&seg).unwrap();
+        let at = bytes
+            .windows(64)
+            .position(|w| w == &batch[3][1000..1064])
+            .expect("the fourth entry on disk");
+        let file = std::fs::OpenOptions::new().write(true).open(&seg).unwrap();
+        std::os::unix::fs::FileExt::write_at(&file, &[bytes[at] ^ 0xff], at as u64).unwrap();
+        drop(file);
+        {
+            // The clean close's checkpoint vouches for the frame: the read
+            // that reaches it finds the damage.
+            let wal = open(dir.path(), backend);
+            assert!(matches!(
+                wal.read_next("t", false),
+                Err(walrus_wal::Error::Corruption { .. })
+            ));
+        }
+        // Without the checkpoint, recovery checks the frame and reports it.
+        let _ = std::fs::remove_file(wal_dir.join("recovery.ckpt"));
+        let wal = open(dir.path(), backend);
+        assert!(
+            !wal.recovery_report().dropped.is_empty(),
+            "the damaged frame is reported"
+        );
+        assert!(wal.read_next("t", true).unwrap().is_none());
+    }
+}
