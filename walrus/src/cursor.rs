@@ -43,6 +43,7 @@
 
 use crate::crc::crc64;
 use crate::format::FORMAT_VERSION;
+use crate::recovery::{move_to_lost_found, Dropped};
 use crate::segment::GroupSync;
 use crate::storage::{FileKind, OpenMode, Storage, StorageFile};
 use crate::store::{Error, Result, MAX_TOPIC_LEN};
@@ -110,24 +111,74 @@ fn log_name(generation: u64) -> String {
 }
 
 impl CursorStore {
-    /// Loads the cursors of `dir`. Unknown versions and damaged snapshots are
-    /// errors: silently losing cursors would redeliver consumed entries.
+    /// Loads the cursors of `dir`, and what damage it found in their files.
+    /// A cursor file of a newer format version is an error. A damaged one
+    /// is not: it is moved to `lost+found` (the log resumes after a damaged
+    /// record), and what it cost is returned, so the open can report it:
+    /// refusing would leave the consumer no way on, and silently losing
+    /// cursors would redeliver consumed entries unannounced.
     pub fn open(
         storage: Arc<dyn Storage>,
         dir: &Path,
-    ) -> Result<(CursorStore, HashMap<String, u64>)> {
+    ) -> Result<(CursorStore, HashMap<String, u64>, Vec<Dropped>)> {
         let names = storage
             .list(dir)
             .map_err(|e| Error::io(format!("listing {}", dir.display()), e))?;
+        let mut damage = Vec::new();
         let (generation, mut values) = if names.iter().any(|n| n == SNAP_NAME) {
-            read_snapshot(&*storage, &dir.join(SNAP_NAME))?
+            let path = dir.join(SNAP_NAME);
+            match read_snapshot(&*storage, &path) {
+                Ok(found) => found,
+                Err(e @ Error::UnsupportedVersion { .. }) => return Err(e),
+                Err(e) => {
+                    // The newest log continues the lost snapshot: its
+                    // records are the positions that moved since.
+                    let generation = names
+                        .iter()
+                        .filter_map(|n| n.strip_prefix("cursors-")?.strip_suffix(".log"))
+                        .filter_map(|g| g.parse::<u64>().ok())
+                        .max()
+                        .unwrap_or(0);
+                    let to = move_to_lost_found(&*storage, dir, &path)?;
+                    damage.push(Dropped {
+                        file: path,
+                        offset: 0,
+                        topic: None,
+                        reason: format!(
+                            "{e}: every cursor it held is lost (only positions recorded in \
+                             the log after it survive; the rest restart at the oldest \
+                             retained entry); moved to {}",
+                            to.display()
+                        ),
+                    });
+                    (generation, HashMap::new())
+                }
+            }
         } else {
             (0, HashMap::new())
         };
         let current_log = log_name(generation);
         let replayed_end = if names.contains(&current_log) {
             let path = dir.join(&current_log);
-            Some(replay_log(&*storage, &path, generation, &mut values)?)
+            match replay_log(&*storage, &path, generation, &mut values, &mut damage) {
+                Ok(end) => Some(end),
+                Err(e @ Error::UnsupportedVersion { .. }) => return Err(e),
+                Err(Error::Io { context, source }) => return Err(Error::Io { context, source }),
+                Err(e) => {
+                    let to = move_to_lost_found(&*storage, dir, &path)?;
+                    damage.push(Dropped {
+                        file: path,
+                        offset: 0,
+                        topic: None,
+                        reason: format!(
+                            "{e}: cursor positions recorded since the last snapshot are \
+                             lost; moved to {}",
+                            to.display()
+                        ),
+                    });
+                    None
+                }
+            }
         } else {
             None
         };
@@ -158,7 +209,7 @@ impl CursorStore {
                 replayed_end,
             }),
         };
-        Ok((store, values))
+        Ok((store, values, damage))
     }
 
     /// Replaces every cursor at once and makes the result durable; used at
@@ -590,10 +641,10 @@ fn check_magic_and_version(
 /// is corruption and is reported rather than guessed around.
 fn read_snapshot(storage: &dyn Storage, path: &Path) -> Result<(u64, HashMap<String, u64>)> {
     let b = read_all(storage, path)?;
-    check_magic_and_version(&b, &SNAP_MAGIC, path, "Walrus cursor snapshot")?;
     if b.len() < 32 {
         return Err(corrupt(path, 0, "truncated cursor snapshot".into()));
     }
+    // The checksum first: only an intact snapshot can claim a newer format.
     let body = &b[..b.len() - 8];
     let stored = u64::from_le_bytes(b[b.len() - 8..].try_into().expect("8 bytes"));
     let got = crc64(&[body]);
@@ -604,6 +655,7 @@ fn read_snapshot(storage: &dyn Storage, path: &Path) -> Result<(u64, HashMap<Str
             format!("snapshot checksum {got:#x} != stored {stored:#x}"),
         ));
     }
+    check_magic_and_version(&b, &SNAP_MAGIC, path, "Walrus cursor snapshot")?;
     let count = u32::from_le_bytes(body[12..16].try_into().expect("4 bytes")) as usize;
     let generation = u64::from_le_bytes(body[16..24].try_into().expect("8 bytes"));
     let mut values = HashMap::with_capacity(count.min(1 << 16));
@@ -636,17 +688,22 @@ fn read_snapshot(storage: &dyn Storage, path: &Path) -> Result<(u64, HashMap<Str
     Ok((generation, values))
 }
 
-/// Applies the log's records in order and returns where they end. A torn
-/// or damaged record (or the zeros of the preallocated tail) ends the
-/// replay: it can only be the tail of an interrupted append.
+/// Applies the log's records in order and returns where the valid ones
+/// end. Zeros (the preallocated tail) or a torn record with nothing valid
+/// after it end the replay: that is the tail of an interrupted append, whose
+/// persist never returned. Bytes that are no record but are followed by a
+/// valid one are damage: they are skipped, the replay resumes at the next
+/// valid record, and `damage` says what was skipped (a position recorded
+/// there may be lost, and the topic's cursor then falls back to an older
+/// record).
 fn replay_log(
     storage: &dyn Storage,
     path: &Path,
     generation: u64,
     values: &mut HashMap<String, u64>,
+    damage: &mut Vec<Dropped>,
 ) -> Result<u64> {
     let b = read_all(storage, path)?;
-    check_magic_and_version(&b, &LOG_MAGIC, path, "Walrus cursor log")?;
     let header_ok = b.len() >= LOG_HEADER_LEN as usize
         && crc64(&[&b[0..24]]).to_le_bytes() == b[24..32]
         && b[16..24] == generation.to_le_bytes();
@@ -657,26 +714,53 @@ fn replay_log(
             "cursor log header damaged or of another generation".into(),
         ));
     }
+    check_magic_and_version(&b, &LOG_MAGIC, path, "Walrus cursor log")?;
     let mut at = LOG_HEADER_LEN as usize;
+    let mut end = at;
     while at + 18 <= b.len() {
-        let len = u16::from_le_bytes([b[at + 16], b[at + 17]]) as usize;
-        if len == 0 || len > MAX_TOPIC_LEN || at + 18 + len > b.len() {
+        if let Some((topic, seq, len)) = record_at(&b, at) {
+            values.insert(topic.to_owned(), seq);
+            at += len;
+            end = at;
+            continue;
+        }
+        if b[at..].iter().all(|&x| x == 0) {
             break;
         }
-        let record = &b[at..at + 18 + len];
-        if crc64(&[&record[8..]]).to_le_bytes() != record[0..8] {
-            break;
-        }
-        let Ok(topic) = std::str::from_utf8(&record[18..]) else {
-            break;
+        let Some(next) = (at + 1..b.len().saturating_sub(17)).find(|&i| record_at(&b, i).is_some())
+        else {
+            break; // a torn last append
         };
-        values.insert(
-            topic.to_owned(),
-            u64::from_le_bytes(record[8..16].try_into().expect("8 bytes")),
-        );
-        at += 18 + len;
+        damage.push(Dropped {
+            file: path.to_owned(),
+            offset: at as u64,
+            topic: None,
+            reason: format!(
+                "{} bytes of the cursor log are no valid record; the cursor positions \
+                 recorded there are lost and consumed entries may be delivered again",
+                next - at
+            ),
+        });
+        at = next;
     }
-    Ok(at as u64)
+    Ok(end as u64)
+}
+
+/// The record at `b[at..]`, if a whole valid one starts there: its topic,
+/// next sequence number and length.
+fn record_at(b: &[u8], at: usize) -> Option<(&str, u64, usize)> {
+    let head = b.get(at..at + 18)?;
+    let len = u16::from_le_bytes([head[16], head[17]]) as usize;
+    if len == 0 || len > MAX_TOPIC_LEN {
+        return None;
+    }
+    let record = b.get(at..at + 18 + len)?;
+    if crc64(&[&record[8..]]).to_le_bytes() != record[0..8] {
+        return None;
+    }
+    let topic = std::str::from_utf8(&record[18..]).ok()?;
+    let seq = u64::from_le_bytes(record[8..16].try_into().expect("8 bytes"));
+    Some((topic, seq, 18 + len))
 }
 
 #[cfg(test)]
@@ -685,7 +769,9 @@ mod tests {
     use crate::storage::FdStorage;
 
     fn open(dir: &Path) -> (CursorStore, HashMap<String, u64>) {
-        CursorStore::open(Arc::new(FdStorage::new()), dir).unwrap()
+        let (store, values, damage) = CursorStore::open(Arc::new(FdStorage::new()), dir).unwrap();
+        assert!(damage.is_empty(), "{damage:?}");
+        (store, values)
     }
 
     #[test]
@@ -717,12 +803,13 @@ mod tests {
     }
 
     #[test]
-    fn a_garbage_snapshot_is_a_typed_error() {
+    fn a_garbage_snapshot_is_reported_and_moved_aside() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join(SNAP_NAME), b"not a snapshot at all, nope").unwrap();
-        let err = CursorStore::open(Arc::new(FdStorage::new()), dir.path())
-            .err()
-            .unwrap();
-        assert!(matches!(err, Error::BadMagic { .. }), "{err}");
+        let (_, values, damage) =
+            CursorStore::open(Arc::new(FdStorage::new()), dir.path()).unwrap();
+        assert!(values.is_empty());
+        assert_eq!(damage.len(), 1, "{damage:?}");
+        assert!(dir.path().join("lost+found").join(SNAP_NAME).exists());
     }
 }

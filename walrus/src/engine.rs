@@ -549,7 +549,7 @@ impl Walrus {
         if !b.quiet {
             tracing::info!("walrus: {} at {}", storage.describe(), dir.display());
         }
-        let (cursors, mut positions) = CursorStore::open(storage.clone(), &dir)?;
+        let (cursors, mut positions, cursor_damage) = CursorStore::open(storage.clone(), &dir)?;
         let checkpoint = crate::checkpoint::take(&*storage, &dir)?;
         let recovered = recovery::recover(&*storage, &dir, &positions, checkpoint.as_ref())?;
         for d in &recovered.report.dropped {
@@ -560,7 +560,16 @@ impl Walrus {
                 d.reason
             );
         }
-        let report = recovered.report;
+        let mut report = recovered.report;
+        for d in &cursor_damage {
+            tracing::warn!(
+                "walrus: cursor file {} damaged at {}: {}",
+                d.file.display(),
+                d.offset,
+                d.reason
+            );
+        }
+        report.cursor_damage = cursor_damage;
         // What recovery accepted may exist only in the page cache (the
         // previous process crashed before syncing). Readers are shown it
         // from now on, and under `SyncEach` they may only see durable
@@ -1101,7 +1110,16 @@ impl Inner {
         }
         while out.len() < max_entries {
             let before = pos.clone();
-            let Some(entry) = topic.next_entry(seq, &mut pos, &mut r.frames)? else {
+            let next = match topic.next_entry(seq, &mut pos, &mut r.frames) {
+                // Damage ends a batch after the entries before it: only a
+                // read whose first entry is damaged fails.
+                Err(Error::Corruption { .. }) if !out.is_empty() => {
+                    pos = before;
+                    break;
+                }
+                next => next?,
+            };
+            let Some(entry) = next else {
                 break;
             };
             if !out.is_empty() && total + entry.data.len() > max_bytes {
@@ -1190,6 +1208,10 @@ impl Inner {
         let mut extents = crate::checkpoint::Extents::new();
         for topic in self.topics.read().values() {
             for block in topic.blocks.read().iter() {
+                if block.is_damaged() {
+                    // A read found damage: the next open must re-read it.
+                    continue;
+                }
                 // Sealed first: a sealed block's written mark is final. The
                 // mark is one atomic, so its offset and entry agree.
                 let sealed = block.is_sealed();

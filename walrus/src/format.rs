@@ -108,20 +108,22 @@ impl SegmentHeader {
                 expected: "Walrus segment",
             });
         }
-        let version = u32_at(b, 8);
-        if version != FORMAT_VERSION {
-            return Err(Error::UnsupportedVersion {
-                file: file.into(),
-                found: version,
-                supported: FORMAT_VERSION,
-            });
-        }
+        // The checksum first: a damaged version field is damage, and only a
+        // header that checks out can claim a newer format.
         let (expected, got) = (u64_at(b, 56), crc64(&[&b[0..56]]));
         if expected != got {
             return Err(Error::Corruption {
                 file: file.into(),
                 offset: 0,
                 reason: format!("segment header checksum {got:#x} != stored {expected:#x}"),
+            });
+        }
+        let version = u32_at(b, 8);
+        if version != FORMAT_VERSION {
+            return Err(Error::UnsupportedVersion {
+                file: file.into(),
+                found: version,
+                supported: FORMAT_VERSION,
             });
         }
         let header = SegmentHeader {
@@ -402,8 +404,16 @@ mod tests {
             SegmentHeader::decode(&b, p),
             Err(Error::Corruption { .. })
         ));
+        // A newer version with a valid checksum is refused as such; a
+        // damaged version field is damage.
         let mut v2 = h.encode();
         v2[8] = 2;
+        assert!(matches!(
+            SegmentHeader::decode(&v2, p),
+            Err(Error::Corruption { .. })
+        ));
+        let crc = crc64(&[&v2[0..56]]);
+        v2[56..64].copy_from_slice(&crc.to_le_bytes());
         assert!(matches!(
             SegmentHeader::decode(&v2, p),
             Err(Error::UnsupportedVersion { .. })

@@ -29,7 +29,53 @@ pub struct RecoveryReport {
     pub topics: usize,
     /// Entries recovered (consumed ones included, until their space is reclaimed).
     pub entries: u64,
+    /// Every stretch of a segment that recovery did not accept: each
+    /// acknowledged entry that is not readable after open lies in one of
+    /// them. `topic` is `None` where the damage hides whose data it was
+    /// (a segment header, a block header, a truncated file).
     pub dropped: Vec<Dropped>,
+    /// Damage found in the cursor files: positions lost with it are taken
+    /// from older records (or restart at the oldest entry), so consumed
+    /// entries may be delivered again. See docs/guarantees.md.
+    pub cursor_damage: Vec<Dropped>,
+    /// Files moved into [`LOST_FOUND`] (inside the instance directory)
+    /// instead of being deleted, where they are now.
+    pub moved: Vec<PathBuf>,
+}
+
+/// Directory, inside the instance directory, that damaged files recovery
+/// cannot use are moved into (never deleted), for inspection.
+pub const LOST_FOUND: &str = "lost+found";
+
+/// Moves `path` (a file of `dir`) into `dir/lost+found`, under its own name
+/// or, if that is taken, with a numeric suffix; returns where it went.
+pub(crate) fn move_to_lost_found(
+    storage: &dyn Storage,
+    dir: &Path,
+    path: &Path,
+) -> Result<PathBuf> {
+    let lf = dir.join(LOST_FOUND);
+    let io = |e| Error::io(format!("moving {} to {}", path.display(), lf.display()), e);
+    storage.create_dir(&lf).map_err(io)?;
+    let taken = storage.list(&lf).map_err(io)?;
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("file")
+        .to_owned();
+    let mut target = name.clone();
+    let mut n = 1;
+    while taken.contains(&target) {
+        target = format!("{name}.{n}");
+        n += 1;
+    }
+    let to = lf.join(target);
+    storage.rename(path, &to).map_err(io)?;
+    storage
+        .sync_dir(&lf)
+        .and_then(|()| storage.sync_dir(dir))
+        .map_err(io)?;
+    Ok(to)
 }
 
 /// One stretch of a file that recovery did not accept.
@@ -75,6 +121,9 @@ pub fn recover(
     let mut segments = BTreeMap::new();
     let mut candidates: HashMap<String, Vec<Candidate>> = HashMap::new();
     let mut next_segment_id = 1;
+    // Segments found damaged (no checkpoint is trusted for them), with the
+    // length each was truncated to (and restored from), if it was.
+    let mut damaged: HashMap<u64, Option<u64>> = HashMap::new();
     for name in names {
         let Some(id) = parse_segment_name(&name) else {
             if name.starts_with("seg-") && name.ends_with(TMP_SUFFIX) {
@@ -98,13 +147,52 @@ pub fn recover(
             continue;
         }
         next_segment_id = next_segment_id.max(id + 1);
-        let Some(segment) = open_segment(storage, &path, id)? else {
-            storage
-                .remove(&path)
-                .map_err(|e| Error::io(format!("removing empty {}", path.display()), e))?;
-            continue;
+        let (segment, header_damaged) = match open_segment(storage, &path, id, &mut report)? {
+            Opened::Segment {
+                segment,
+                truncated_at,
+                header_damaged,
+            } => {
+                if truncated_at.is_some() || header_damaged {
+                    damaged.insert(id, truncated_at);
+                }
+                (segment, header_damaged)
+            }
+            Opened::Unusable(reason) => {
+                // Created files are named only once their header is durable
+                // (see `Allocator::create_segment`), so a named segment
+                // without one was damaged, never unused: its loss is
+                // reported and the file kept.
+                let to = move_to_lost_found(storage, dir, &path)?;
+                report.dropped.push(Dropped {
+                    file: path,
+                    offset: 0,
+                    topic: None,
+                    reason: format!("{reason}; moved to {}", to.display()),
+                });
+                report.moved.push(to);
+                continue;
+            }
         };
-        for c in scan_extents(&segment, &mut report)? {
+        let found = scan_extents(&segment, &mut report)?;
+        if header_damaged && found.is_empty() {
+            // Nothing in it could be used: keep it for inspection rather
+            // than let the open delete it as an empty segment.
+            drop(segment);
+            let to = move_to_lost_found(storage, dir, &path)?;
+            report.dropped.push(Dropped {
+                file: path,
+                offset: 0,
+                topic: None,
+                reason: format!(
+                    "no valid extent behind the damaged header; moved to {}",
+                    to.display()
+                ),
+            });
+            report.moved.push(to);
+            continue;
+        }
+        for c in found {
             candidates
                 .entry(c.header.topic.clone())
                 .or_default()
@@ -117,7 +205,7 @@ pub fn recover(
     for (name, mut blocks) in candidates {
         blocks.sort_by_key(|c| c.header.block_seq);
         let cursor = cursors.get(&name).copied().unwrap_or(0);
-        let state = build_chain(&name, blocks, cursor, checkpoint, &mut report)?;
+        let state = build_chain(&name, blocks, cursor, checkpoint, &damaged, &mut report)?;
         report.entries += state
             .blocks
             .iter()
@@ -134,46 +222,129 @@ pub fn recover(
     })
 }
 
-/// Opens a segment and checks its header. `None`: the file is empty or its
-/// header never reached the disk, so it never held data.
-fn open_segment(storage: &dyn Storage, path: &Path, id: u64) -> Result<Option<Arc<Segment>>> {
+enum Opened {
+    Segment {
+        segment: Arc<Segment>,
+        /// The file was shorter than its header says, and was restored to
+        /// that length: bytes from here on are zeros, whatever they held.
+        truncated_at: Option<u64>,
+        /// The header was unreadable: the geometry was taken from the file
+        /// name and length.
+        header_damaged: bool,
+    },
+    /// Nothing in the file can hold an extent; why.
+    Unusable(String),
+}
+
+/// Opens a segment and checks its header. A damaged header does not make
+/// the file unusable: extents carry their own checksums, so the file is
+/// scanned with the geometry its name and length imply. Only a header that
+/// checks out and names a newer format is refused (an error).
+fn open_segment(
+    storage: &dyn Storage,
+    path: &Path,
+    id: u64,
+    report: &mut RecoveryReport,
+) -> Result<Opened> {
     let io = |e| Error::io(format!("opening {}", path.display()), e);
     let probe = storage
         .open(path, OpenMode::Existing, FileKind::Small)
         .map_err(io)?;
     let len = probe.len().map_err(io)?;
-    if len < SEGMENT_HEADER_LEN as u64 {
-        return if len == 0 {
-            Ok(None)
+    if len <= EXTENT_UNIT {
+        return Ok(Opened::Unusable(if len == 0 {
+            "empty segment file (its data was lost)".into()
         } else {
-            Err(Error::Corruption {
-                file: path.into(),
-                offset: 0,
-                reason: format!("segment of {len} bytes"),
-            })
-        };
+            format!("segment of {len} bytes holds no extent (truncated)")
+        }));
     }
     let mut raw = [0u8; SEGMENT_HEADER_LEN];
     probe.read_exact_at(&mut raw, 0).map_err(io)?;
-    let Some(header) = SegmentHeader::decode(&raw, path)? else {
-        return Ok(None);
+    let problem = match SegmentHeader::decode(&raw, path) {
+        Err(e @ Error::UnsupportedVersion { .. }) => return Err(e),
+        Err(e) => Some(e.to_string()),
+        Ok(None) => Some("segment header is all zeros".into()),
+        Ok(Some(h)) if h.id != id || h.block_unit_bytes != EXTENT_UNIT => {
+            Some(format!("header {h:?} does not match the file name {id}"))
+        }
+        Ok(Some(h))
+            if !h.size_bytes.is_multiple_of(EXTENT_UNIT)
+                || h.size_bytes > crate::topic::MAX_EXTENT_BYTES =>
+        {
+            Some(format!("implausible segment size in header {h:?}"))
+        }
+        Ok(Some(h)) => {
+            drop(probe);
+            return finish_open(storage, path, id, len, h.size_bytes, false, report);
+        }
     };
-    if header.id != id || header.size_bytes != len || header.block_unit_bytes != EXTENT_UNIT {
-        return Err(Error::Corruption {
+    let size =
+        align_up(len, EXTENT_UNIT).min(crate::topic::MAX_EXTENT_BYTES / EXTENT_UNIT * EXTENT_UNIT);
+    report.dropped.push(Dropped {
+        file: path.into(),
+        offset: 0,
+        topic: None,
+        reason: format!(
+            "damaged segment header ({}); its extents are read as those of a {size}-byte segment",
+            problem.unwrap_or_default()
+        ),
+    });
+    drop(probe);
+    finish_open(storage, path, id, len, size, true, report)
+}
+
+fn finish_open(
+    storage: &dyn Storage,
+    path: &Path,
+    id: u64,
+    len: u64,
+    size: u64,
+    header_damaged: bool,
+    report: &mut RecoveryReport,
+) -> Result<Opened> {
+    let io = |e| Error::io(format!("opening {}", path.display()), e);
+    let mut truncated_at = None;
+    if len < size {
+        // Restore the length (a sparse extension: it needs no space), so
+        // the extents before the cut stay readable and a mapping of the file
+        // never reaches past its end.
+        let probe = storage
+            .open(path, OpenMode::Existing, FileKind::Small)
+            .map_err(io)?;
+        if let Err(e) = probe.set_len(size).and_then(|()| probe.sync()) {
+            return Ok(Opened::Unusable(format!(
+                "segment truncated to {len} of {size} bytes, and its length cannot be restored ({e})"
+            )));
+        }
+        report.dropped.push(Dropped {
             file: path.into(),
-            offset: 0,
-            reason: format!("header {header:?} does not match file name or length {len}"),
+            offset: len,
+            topic: None,
+            reason: format!(
+                "segment truncated to {len} of {size} bytes: whatever lay past {len} is lost"
+            ),
+        });
+        truncated_at = Some(len);
+    } else if len > size {
+        report.dropped.push(Dropped {
+            file: path.into(),
+            offset: size,
+            topic: None,
+            reason: format!("{} bytes past the segment's {size} ignored", len - size),
         });
     }
-    drop(probe);
     let file = storage
         .open(
             path,
             OpenMode::Existing,
-            FileKind::Segment { size_bytes: len },
+            FileKind::Segment { size_bytes: size },
         )
         .map_err(io)?;
-    Ok(Some(Arc::new(Segment::new(id, path.into(), file, len))))
+    Ok(Opened::Segment {
+        segment: Arc::new(Segment::new(id, path.into(), file, size)),
+        truncated_at,
+        header_damaged,
+    })
 }
 
 /// Walks a segment's extents. Headers are written in offset order, so the
@@ -190,7 +361,7 @@ fn scan_extents(segment: &Arc<Segment>, report: &mut RecoveryReport) -> Result<V
         let n = probe_len.min((segment.size_bytes - off) as usize);
         segment
             .file
-            .read_exact_at(&mut buf[..n], off)
+            .pread_exact_at(&mut buf[..n], off)
             .map_err(|e| Error::io(format!("reading {} at {off}", segment.path.display()), e))?;
         let bytes = &mut buf[..n];
         let dead = bytes[0..4] == DEAD_BLOCK_MAGIC;
@@ -246,6 +417,7 @@ fn build_chain(
     candidates: Vec<Candidate>,
     cursor: u64,
     checkpoint: Option<&crate::checkpoint::Extents>,
+    damaged: &HashMap<u64, Option<u64>>,
     report: &mut RecoveryReport,
 ) -> Result<TopicState> {
     let next_block_seq = candidates
@@ -295,7 +467,10 @@ fn build_chain(
         );
         // A checkpoint vouches for a prefix of the extent that was durable
         // when it was written; only what may follow it is read and verified.
+        // Not in a segment found damaged: the checkpoint described the file
+        // before the damage.
         let vouched = checkpoint
+            .filter(|_| !damaged.contains_key(&c.segment.id))
             .and_then(|x| x.get(&(c.segment.id, c.start)))
             .copied()
             .filter(|v| {
@@ -314,6 +489,7 @@ fn build_chain(
                 &block,
                 vouched.map(|v| (v.end_off, v.end_seq)),
                 topic,
+                damaged.get(&c.segment.id).copied().flatten(),
                 report,
             )?,
         };
@@ -343,6 +519,7 @@ fn scan_frames(
     block: &Block,
     vouched: Option<(u64, u64)>,
     topic: &str,
+    truncated_at: Option<u64>,
     report: &mut RecoveryReport,
 ) -> Result<(u64, u64)> {
     let segment = &block.segment;
@@ -362,7 +539,23 @@ fn scan_frames(
     while off + FRAME_HEADER_LEN as u64 <= block.end {
         let header = window.get(segment, off, FRAME_HEADER_LEN as u64, block.end)?;
         let problem = match FrameHeader::decode(header, block.end - off) {
-            Err(crate::format::FrameError::Empty) => break,
+            Err(crate::format::FrameError::Empty) => {
+                // Zeros where the next frame would start: the end of the
+                // topic's frames, unless the file was cut here or something
+                // follows the zeros (a frame whose header was lost).
+                let to = block.end;
+                if truncated_at.is_some_and(|t| t < off + FRAME_HEADER_LEN as u64) {
+                    format!(
+                        "the segment was truncated at {}: entries from here on, if any, are lost",
+                        truncated_at.unwrap_or_default()
+                    )
+                } else if let Some(at) = first_nonzero(segment, off + FRAME_HEADER_LEN as u64, to)?
+                {
+                    format!("zeroed frame header, but data follows at {at}")
+                } else {
+                    break;
+                }
+            }
             Err(e) => e.to_string(),
             // A frame too large to hold is checked in pieces from the file.
             Ok(h) if h.len > crate::topic::LARGE_FRAME_BYTES => {
@@ -427,7 +620,7 @@ impl Window {
             self.start = at;
             segment
                 .file
-                .read_exact_at(&mut self.bytes, at)
+                .pread_exact_at(&mut self.bytes, at)
                 .map_err(|e| Error::io(format!("reading {} at {at}", segment.path.display()), e))?;
         }
         let from = (at - self.start) as usize;
@@ -463,6 +656,16 @@ fn kill_stale_headers(segment: &Segment, from: u64, report: &mut RecoveryReport)
     };
     let mut off = from;
     while off + EXTENT_UNIT <= segment.size_bytes {
+        // Holes hold no header: skip them without reading (a sparse 64 MiB
+        // tail costs a few lseeks, not 64 MiB of reads).
+        match segment.file.next_data(off) {
+            Ok(Some(data)) if data > off => {
+                off = align_up(data, EXTENT_UNIT).max(off);
+                continue;
+            }
+            Ok(None) => break,
+            _ => {}
+        }
         let len = probe_len.min(segment.size_bytes - off);
         let bytes = window.get(segment, off, len, segment.size_bytes)?;
         if bytes[0..4] == BLOCK_MAGIC
@@ -480,4 +683,33 @@ fn kill_stale_headers(segment: &Segment, from: u64, report: &mut RecoveryReport)
         off += EXTENT_UNIT;
     }
     Ok(())
+}
+
+/// The offset of the first non-zero byte in `[from, to)`, read through
+/// `pread` in pieces (skipping holes); `None` when it is all zeros.
+fn first_nonzero(segment: &Segment, from: u64, to: u64) -> Result<Option<u64>> {
+    const PIECE: u64 = 256 << 10;
+    let mut at = from;
+    let mut buf = Vec::new();
+    while at < to {
+        match segment.file.next_data(at) {
+            Ok(Some(data)) if data > at => {
+                at = data;
+                continue;
+            }
+            Ok(None) => return Ok(None),
+            _ => {}
+        }
+        let n = PIECE.min(to - at);
+        buf.resize(n as usize, 0);
+        segment
+            .file
+            .pread_exact_at(&mut buf, at)
+            .map_err(|e| Error::io(format!("reading {} at {at}", segment.path.display()), e))?;
+        if let Some(i) = buf.iter().position(|&b| b != 0) {
+            return Ok(Some(at + i as u64));
+        }
+        at += n;
+    }
+    Ok(None)
 }

@@ -42,6 +42,9 @@ pub struct Block {
     last_ticket: AtomicU64,
     /// The writer has moved to a later block; `written` is final.
     sealed: AtomicBool,
+    /// A read found a damaged frame here: no checkpoint may vouch for this
+    /// extent again, so the next open re-reads it and cuts it at the damage.
+    damaged: AtomicBool,
 }
 
 /// A position in a block: the file offset after a frame and the sequence
@@ -80,7 +83,18 @@ impl Block {
             readable: AtomicU64::new(0),
             last_ticket: AtomicU64::new(0),
             sealed: AtomicBool::new(false),
+            damaged: AtomicBool::new(false),
         }
+    }
+
+    /// Notes that a read found damage in this extent.
+    pub fn mark_damaged(&self) {
+        self.damaged.store(true, Ordering::Release);
+    }
+
+    /// Whether a read found damage in this extent.
+    pub fn is_damaged(&self) -> bool {
+        self.damaged.load(Ordering::Acquire)
     }
 
     fn pack(&self, mark: Mark) -> u64 {
@@ -352,9 +366,18 @@ impl Topic {
                 }
                 return Ok(None);
             }
-            let frame = self.frame_at(&p.block, p.off, readable_off, src)?;
+            let frame = match self.frame_at(&p.block, p.off, readable_off, src) {
+                Ok(frame) => frame,
+                Err(e) => {
+                    if matches!(e, Error::Corruption { .. }) {
+                        p.block.mark_damaged();
+                    }
+                    return Err(e);
+                }
+            };
             let entry_seq = frame.first_seq + p.idx as u64;
             if entry_seq != seq {
+                p.block.mark_damaged();
                 return Err(Error::Corruption {
                     file: p.block.segment.path.clone(),
                     offset: p.off,
@@ -397,7 +420,15 @@ impl Topic {
         let mut first = block.first_seq;
         let mut src = FrameSource::default();
         while off < readable_off {
-            let frame = self.frame_at(&block, off, readable_off, &mut src)?;
+            let frame = match self.frame_at(&block, off, readable_off, &mut src) {
+                Ok(frame) => frame,
+                Err(e) => {
+                    if matches!(e, Error::Corruption { .. }) {
+                        block.mark_damaged();
+                    }
+                    return Err(e);
+                }
+            };
             let count = frame.entries() as u64;
             if seq < first + count {
                 return Ok(Some(Pos {

@@ -1,6 +1,6 @@
-//! Damaged or foreign files in the instance directory give typed errors at
-//! open (or are safely ignored where they are a crash artefact), and never
-//! cost data that was acknowledged before.
+//! Damaged or foreign files in the instance directory are reported and
+//! moved to `lost+found` at open (a file of a newer format version is a
+//! typed error), and never cost data that was acknowledged before.
 
 mod common;
 use common::*;
@@ -18,20 +18,24 @@ fn kept(dir: &std::path::Path, backend: Backend) {
 }
 
 #[test]
-fn a_segment_with_unknown_magic_is_refused() {
+fn a_segment_with_unknown_magic_is_reported_and_moved_aside() {
     for backend in BACKENDS {
         let dir = tempfile::tempdir().unwrap();
         seed(dir.path());
-        let bogus = dir
-            .path()
-            .join("default")
-            .join("seg-00000000000000000099.wal");
+        let wal_dir = dir.path().join("default");
+        let bogus = wal_dir.join("seg-00000000000000000099.wal");
         std::fs::write(&bogus, vec![0x5a; 8192]).unwrap();
-        assert!(matches!(
-            builder(dir.path(), backend).open(),
-            Err(Error::BadMagic { .. })
-        ));
-        std::fs::remove_file(&bogus).unwrap();
+        {
+            let wal = open(dir.path(), backend);
+            let report = wal.recovery_report();
+            assert!(report.dropped.iter().any(|d| d.file == bogus), "{report:?}");
+            assert!(!bogus.exists());
+            let moved = wal_dir
+                .join("lost+found")
+                .join("seg-00000000000000000099.wal");
+            assert_eq!(std::fs::read(&moved).unwrap(), vec![0x5a; 8192]);
+            assert_eq!(report.moved, vec![moved]);
+        }
         kept(dir.path(), backend);
     }
 }
@@ -44,7 +48,9 @@ fn a_segment_of_a_newer_format_version_is_refused() {
         let seg = segments(&dir.path().join("default")).pop().unwrap();
         let mut bytes = std::fs::read(&seg).unwrap();
         let original = bytes.clone();
-        bytes[8] = 2; // format version 2
+        bytes[8] = 2; // format version 2, with a checksum that agrees
+        let crc = walrus_wal::crc64(&[&bytes[0..56]]);
+        bytes[56..64].copy_from_slice(&crc.to_le_bytes());
         std::fs::write(&seg, &bytes).unwrap();
         match builder(dir.path(), backend).open() {
             Err(Error::UnsupportedVersion {
@@ -60,40 +66,55 @@ fn a_segment_of_a_newer_format_version_is_refused() {
 }
 
 #[test]
-fn zero_length_and_never_written_segments_are_removed() {
+fn zero_length_and_headerless_segments_are_reported_and_moved_aside() {
     for backend in BACKENDS {
         let dir = tempfile::tempdir().unwrap();
         seed(dir.path());
         let wal_dir = dir.path().join("default");
-        std::fs::write(wal_dir.join("seg-00000000000000000050.wal"), b"").unwrap();
-        // A sparse file whose header never reached the disk.
-        let sparse = std::fs::File::create(wal_dir.join("seg-00000000000000000051.wal")).unwrap();
-        sparse.set_len(256 * 1024).unwrap();
-        drop(sparse);
-        kept(dir.path(), backend);
-        assert!(!wal_dir.join("seg-00000000000000000050.wal").exists());
-        assert!(!wal_dir.join("seg-00000000000000000051.wal").exists());
+        let empty = wal_dir.join("seg-00000000000000000050.wal");
+        std::fs::write(&empty, b"").unwrap();
+        // A sparse file whose header is gone: a named segment always had
+        // one (it is renamed into place once its header is durable).
+        let sparse = wal_dir.join("seg-00000000000000000051.wal");
+        std::fs::File::create(&sparse)
+            .unwrap()
+            .set_len(256 * 1024)
+            .unwrap();
+        {
+            let wal = open(dir.path(), backend);
+            let report = wal.recovery_report();
+            for f in [&empty, &sparse] {
+                assert!(report.dropped.iter().any(|d| &d.file == f), "{report:?}");
+                assert!(!f.exists());
+                assert!(wal_dir
+                    .join("lost+found")
+                    .join(f.file_name().unwrap())
+                    .exists());
+            }
+            assert_eq!(drain(&wal, "t"), vec![b"kept".to_vec()]);
+        }
     }
 }
 
 #[test]
-fn a_garbage_or_truncated_cursor_snapshot_is_a_typed_error() {
+fn a_garbage_or_truncated_cursor_snapshot_is_reported_and_moved_aside() {
     let dir = tempfile::tempdir().unwrap();
     seed(dir.path());
     let snap = dir.path().join("default").join("cursors.snap");
     let original = std::fs::read(&snap).unwrap();
     std::fs::write(&snap, &original[..original.len() - 3]).unwrap();
-    assert!(matches!(
-        builder(dir.path(), Backend::Fd).open(),
-        Err(Error::Corruption { .. })
-    ));
-    std::fs::write(&snap, b"garbage garbage garbage garbage").unwrap();
-    assert!(matches!(
-        builder(dir.path(), Backend::Fd).open(),
-        Err(Error::BadMagic { .. })
-    ));
-    std::fs::write(&snap, &original).unwrap();
-    kept(dir.path(), Backend::Fd);
+    {
+        let wal = open(dir.path(), Backend::Fd);
+        let damage = &wal.recovery_report().cursor_damage;
+        assert!(damage.iter().any(|d| d.file == snap), "{damage:?}");
+        assert_eq!(drain(&wal, "t"), vec![b"kept".to_vec()]);
+    }
+    std::fs::write(&snap, b"garbage garbage garbage garbage garbage").unwrap();
+    let wal = open(dir.path(), Backend::Fd);
+    assert_eq!(wal.recovery_report().cursor_damage.len(), 1);
+    let lost_found = dir.path().join("default").join("lost+found");
+    assert!(lost_found.join("cursors.snap").exists());
+    assert!(lost_found.join("cursors.snap.1").exists());
 }
 
 #[test]
@@ -120,7 +141,9 @@ fn a_torn_cursor_log_tail_is_ignored() {
     let end = bytes.iter().rposition(|&b| b != 0).unwrap() + 1;
     std::fs::write(&log, &bytes[..end - 5]).unwrap(); // tear the second record
     let wal = open(dir.path(), Backend::Fd);
-    // The first consuming read's record survived; the torn second did not.
+    // The first consuming read's record survived; the torn second did not,
+    // and a torn last record is no damage (its persist never returned).
+    assert!(wal.recovery_report().cursor_damage.is_empty());
     assert_eq!(wal.read_next("t", true).unwrap().unwrap().seq, 1);
 }
 

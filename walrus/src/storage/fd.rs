@@ -96,6 +96,10 @@ impl Storage for FdStorage {
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
         os::sync_dir(dir)
     }
+
+    fn create_dir(&self, dir: &Path) -> io::Result<()> {
+        fs::create_dir_all(dir)
+    }
 }
 
 pub struct FdFile {
@@ -115,6 +119,14 @@ impl StorageFile for FdFile {
 
     fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
         self.file.write_all_at(buf, offset)
+    }
+
+    fn next_data(&self, offset: u64) -> io::Result<Option<u64>> {
+        os::next_data(&self.file, offset)
+    }
+
+    fn set_len(&self, len: u64) -> io::Result<()> {
+        self.file.set_len(len)
     }
 
     fn reserve(&self, _offset: u64, _len: u64) -> io::Result<()> {

@@ -74,6 +74,10 @@ impl Storage for MmapStorage {
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
         super::os::sync_dir(dir)
     }
+
+    fn create_dir(&self, dir: &Path) -> io::Result<()> {
+        std::fs::create_dir_all(dir)
+    }
 }
 
 struct MmapFile {
@@ -115,6 +119,19 @@ impl StorageFile for MmapFile {
             std::ptr::copy_nonoverlapping(self.map.as_ptr().add(at), buf.as_mut_ptr(), buf.len())
         };
         Ok(())
+    }
+
+    /// Through the descriptor: a read of a sparse range through the mapping
+    /// would allocate a page (tmpfs), or fault with SIGBUS where none can be
+    /// had (a full filesystem); `pread` of a hole just returns zeros.
+    fn pread_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        use std::os::unix::fs::FileExt;
+        self.check(offset, buf.len())?;
+        self.file.read_exact_at(buf, offset)
+    }
+
+    fn next_data(&self, offset: u64) -> io::Result<Option<u64>> {
+        super::os::next_data(&self.file, offset)
     }
 
     fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {

@@ -50,6 +50,12 @@ pub trait Storage: Send + Sync + 'static {
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
     /// Makes creations, renames and removals in `dir` durable.
     fn sync_dir(&self, dir: &Path) -> io::Result<()>;
+    /// Creates `dir` (and its parents) if it does not exist; recovery moves
+    /// damaged files into such a directory. The simulated storage has no
+    /// directories to create.
+    fn create_dir(&self, _dir: &Path) -> io::Result<()> {
+        Ok(())
+    }
 }
 
 /// One open file.
@@ -57,6 +63,28 @@ pub trait Storage: Send + Sync + 'static {
 pub trait StorageFile: Send + Sync {
     fn len(&self) -> io::Result<u64>;
     fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()>;
+    /// Reads as `read_exact_at` does, but never through a memory mapping:
+    /// recovery reads with it, so that reading a never-written (sparse)
+    /// range of a mapped segment cannot allocate a page, or on a full
+    /// filesystem fault with SIGBUS. `pread` of a hole returns zeros.
+    fn pread_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        self.read_exact_at(buf, offset)
+    }
+    /// The first offset at or after `offset` that may hold data (Linux
+    /// `SEEK_DATA`): every byte between the two reads as zero. `None` when
+    /// nothing but holes follows. Backends that cannot tell return `offset`.
+    fn next_data(&self, offset: u64) -> io::Result<Option<u64>> {
+        Ok(Some(offset))
+    }
+    /// Sets the file's length (zero-filled when it grows). Recovery restores
+    /// a truncated segment to the length its header names with it, on the
+    /// plain descriptor it probes the header through.
+    fn set_len(&self, _len: u64) -> io::Result<()> {
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "this file cannot change length",
+        ))
+    }
     fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()>;
     /// Makes `[offset, offset + len)` writable without a later failure from
     /// lack of space where the backend can promise that (mmap: fallocate, so
@@ -163,6 +191,25 @@ pub(crate) mod os {
 
     pub fn sync_dir(dir: &Path) -> io::Result<()> {
         File::open(dir)?.sync_all()
+    }
+
+    /// `lseek(SEEK_DATA)`: see [`super::StorageFile::next_data`].
+    pub fn next_data(file: &File, offset: u64) -> io::Result<Option<u64>> {
+        use std::os::unix::io::AsRawFd;
+        let Ok(at) = libc::off_t::try_from(offset) else {
+            return Ok(Some(offset));
+        };
+        // SAFETY: plain syscall on a descriptor the caller owns. The file
+        // offset it moves is never used: every read and write is positioned.
+        let rc = unsafe { libc::lseek(file.as_raw_fd(), at, libc::SEEK_DATA) };
+        if rc >= 0 {
+            return Ok(Some(rc as u64));
+        }
+        match io::Error::last_os_error().raw_os_error() {
+            Some(libc::ENXIO) => Ok(None),
+            // No SEEK_DATA on this filesystem: assume data everywhere.
+            _ => Ok(Some(offset)),
+        }
     }
 
     pub fn open_options(mode: super::OpenMode) -> fs::OpenOptions {

@@ -515,6 +515,18 @@ impl StorageFile for SimFile {
         Ok(())
     }
 
+    fn set_len(&self, len: u64) -> io::Result<()> {
+        before_op(&self.storage, FaultKind::Write, &self.path);
+        let mut state = self.storage.lock();
+        state.op(FaultKind::Write, &self.path)?;
+        let mut image = self.image.lock();
+        Arc::make_mut(&mut image.volatile).resize(len as usize, 0);
+        // Durable at once: recovery syncs what it restored before use.
+        image.durable = image.volatile.clone();
+        image.pending.clear();
+        Ok(())
+    }
+
     fn reserve(&self, _offset: u64, _len: u64) -> io::Result<()> {
         if self.storage.lock().full {
             return Err(no_space());
