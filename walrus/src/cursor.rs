@@ -106,6 +106,18 @@ struct Log {
     sync: Arc<GroupSync>,
 }
 
+/// What `CursorStore::open` found wrong with the cursor files.
+#[derive(Debug, Default)]
+pub struct CursorDamage {
+    /// Every damaged stretch, for the recovery report.
+    pub found: Vec<Dropped>,
+    /// Damage beyond a torn last record: positions that were made durable
+    /// may be lost, so a cursor may be older than what was consumed. (A torn
+    /// last record is what an interrupted persist leaves, and that persist
+    /// never returned: the positions before it are the durable ones.)
+    pub positions_lost: bool,
+}
+
 fn log_name(generation: u64) -> String {
     format!("cursors-{generation:020}.log")
 }
@@ -120,11 +132,12 @@ impl CursorStore {
     pub fn open(
         storage: Arc<dyn Storage>,
         dir: &Path,
-    ) -> Result<(CursorStore, HashMap<String, u64>, Vec<Dropped>)> {
+    ) -> Result<(CursorStore, HashMap<String, u64>, CursorDamage)> {
         let names = storage
             .list(dir)
             .map_err(|e| Error::io(format!("listing {}", dir.display()), e))?;
         let mut damage = Vec::new();
+        let mut tail_only = true;
         let (generation, mut values) = if names.iter().any(|n| n == SNAP_NAME) {
             let path = dir.join(SNAP_NAME);
             match read_snapshot(&*storage, &path) {
@@ -151,6 +164,7 @@ impl CursorStore {
                             to.display()
                         ),
                     });
+                    tail_only = false;
                     (generation, HashMap::new())
                 }
             }
@@ -161,7 +175,10 @@ impl CursorStore {
         let replayed_end = if names.contains(&current_log) {
             let path = dir.join(&current_log);
             match replay_log(&*storage, &path, generation, &mut values, &mut damage) {
-                Ok(end) => Some(end),
+                Ok((end, only_tail)) => {
+                    tail_only &= only_tail;
+                    Some(end)
+                }
                 Err(e @ Error::UnsupportedVersion { .. }) => return Err(e),
                 Err(Error::Io { context, source }) => return Err(Error::Io { context, source }),
                 Err(e) => {
@@ -176,6 +193,7 @@ impl CursorStore {
                             to.display()
                         ),
                     });
+                    tail_only = false;
                     None
                 }
             }
@@ -208,6 +226,10 @@ impl CursorStore {
                 failed: None,
                 replayed_end,
             }),
+        };
+        let damage = CursorDamage {
+            positions_lost: !tail_only,
+            found: damage,
         };
         Ok((store, values, damage))
     }
@@ -702,7 +724,7 @@ fn replay_log(
     generation: u64,
     values: &mut HashMap<String, u64>,
     damage: &mut Vec<Dropped>,
-) -> Result<u64> {
+) -> Result<(u64, bool)> {
     let b = read_all(storage, path)?;
     let header_ok = b.len() >= LOG_HEADER_LEN as usize
         && crc64(&[&b[0..24]]).to_le_bytes() == b[24..32]
@@ -717,6 +739,7 @@ fn replay_log(
     check_magic_and_version(&b, &LOG_MAGIC, path, "Walrus cursor log")?;
     let mut at = LOG_HEADER_LEN as usize;
     let mut end = at;
+    let mut mid_log = false;
     while at + 18 <= b.len() {
         if let Some((topic, seq, len)) = record_at(&b, at) {
             values.insert(topic.to_owned(), seq);
@@ -729,8 +752,20 @@ fn replay_log(
         }
         let Some(next) = (at + 1..b.len().saturating_sub(17)).find(|&i| record_at(&b, i).is_some())
         else {
-            break; // a torn last append
+            // A torn last append looks like this, but so does damage to the
+            // last records: either way positions recorded there are lost.
+            damage.push(Dropped {
+                file: path.to_owned(),
+                offset: at as u64,
+                topic: None,
+                reason: "the cursor log ends in bytes that are no valid record (an \
+                         interrupted persist, or damage): a position recorded there is lost \
+                         and consumed entries may be delivered again"
+                    .into(),
+            });
+            break;
         };
+        mid_log = true;
         damage.push(Dropped {
             file: path.to_owned(),
             offset: at as u64,
@@ -743,7 +778,21 @@ fn replay_log(
         });
         at = next;
     }
-    Ok(end as u64)
+    let cut = (b.len() as u64) < LOG_BYTES;
+    if cut {
+        // Logs are created at full length: this one was cut.
+        damage.push(Dropped {
+            file: path.to_owned(),
+            offset: b.len() as u64,
+            topic: None,
+            reason: format!(
+                "cursor log truncated to {} of {LOG_BYTES} bytes: positions recorded past \
+                 the cut are lost and consumed entries may be delivered again",
+                b.len()
+            ),
+        });
+    }
+    Ok((end as u64, !mid_log && !cut))
 }
 
 /// The record at `b[at..]`, if a whole valid one starts there: its topic,
@@ -770,7 +819,7 @@ mod tests {
 
     fn open(dir: &Path) -> (CursorStore, HashMap<String, u64>) {
         let (store, values, damage) = CursorStore::open(Arc::new(FdStorage::new()), dir).unwrap();
-        assert!(damage.is_empty(), "{damage:?}");
+        assert!(damage.found.is_empty(), "{damage:?}");
         (store, values)
     }
 
@@ -809,7 +858,8 @@ mod tests {
         let (_, values, damage) =
             CursorStore::open(Arc::new(FdStorage::new()), dir.path()).unwrap();
         assert!(values.is_empty());
-        assert_eq!(damage.len(), 1, "{damage:?}");
+        assert_eq!(damage.found.len(), 1, "{damage:?}");
+        assert!(damage.positions_lost);
         assert!(dir.path().join("lost+found").join(SNAP_NAME).exists());
     }
 }

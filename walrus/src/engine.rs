@@ -551,7 +551,15 @@ impl Walrus {
         }
         let (cursors, mut positions, cursor_damage) = CursorStore::open(storage.clone(), &dir)?;
         let checkpoint = crate::checkpoint::take(&*storage, &dir)?;
-        let recovered = recovery::recover(&*storage, &dir, &positions, checkpoint.as_ref())?;
+        let cursors_lost = cursor_damage.positions_lost;
+        let cursor_damage = cursor_damage.found;
+        let recovered = recovery::recover(
+            &*storage,
+            &dir,
+            &positions,
+            cursors_lost,
+            checkpoint.as_ref(),
+        )?;
         for d in &recovered.report.dropped {
             tracing::warn!(
                 "walrus recovery dropped {} at {}: {}",
@@ -588,7 +596,12 @@ impl Walrus {
             // below it may be gone (reclaimed, or consumed before a power
             // loss took them); sequence numbers never go back, so the topic
             // continues at least from its cursor.
-            let cursor = positions.get(&name).copied().unwrap_or(0);
+            let mut cursor = positions.get(&name).copied().unwrap_or(0);
+            if cursors_lost {
+                // A cursor lost with a damaged cursor file restarts at the
+                // oldest entry kept (never below it: that one was reclaimed).
+                cursor = cursor.max(state.blocks.front().map_or(0, |b| b.first_seq));
+            }
             debug_assert!(state.blocks.front().is_none_or(|b| b.first_seq <= cursor));
             positions.insert(name.clone(), cursor);
             let topic = Topic::new(

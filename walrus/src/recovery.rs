@@ -107,11 +107,15 @@ struct Candidate {
 }
 
 /// `cursors` are the persisted consumer positions: entries below them may
-/// legitimately be missing from a topic's chain.
+/// legitimately be missing from a topic's chain. `cursors_lost`: the cursor
+/// files were damaged, so a position may be older than the truth, and a
+/// topic's chain may start anywhere (its oldest extents may have been
+/// reclaimed after the lost position was recorded).
 pub fn recover(
     storage: &dyn Storage,
     dir: &Path,
     cursors: &HashMap<String, u64>,
+    cursors_lost: bool,
     checkpoint: Option<&crate::checkpoint::Extents>,
 ) -> Result<Recovered> {
     let names = storage
@@ -124,6 +128,8 @@ pub fn recover(
     // Segments found damaged (no checkpoint is trusted for them), with the
     // length each was truncated to (and restored from), if it was.
     let mut damaged: HashMap<u64, Option<u64>> = HashMap::new();
+    // (segment id, start) of every extent header found, live or dead.
+    let mut seen: std::collections::HashSet<(u64, u64)> = Default::default();
     for name in names {
         let Some(id) = parse_segment_name(&name) else {
             if name.starts_with("seg-") && name.ends_with(TMP_SUFFIX) {
@@ -174,7 +180,7 @@ pub fn recover(
                 continue;
             }
         };
-        let found = scan_extents(&segment, &mut report)?;
+        let found = scan_extents(&segment, &mut seen, &mut report)?;
         if header_damaged && found.is_empty() {
             // Nothing in it could be used: keep it for inspection rather
             // than let the open delete it as an empty segment.
@@ -200,11 +206,34 @@ pub fn recover(
         }
         segments.insert(id, segment);
     }
+    // An extent the checkpoint vouched for, in a segment still here, whose
+    // header is gone: its entries are lost (a checkpoint lists only live
+    // extents, and only the next open reads it).
+    let mut gone: Vec<_> = checkpoint
+        .into_iter()
+        .flat_map(|x| x.keys())
+        .filter(|key| segments.contains_key(&key.0) && !seen.contains(key))
+        .collect();
+    gone.sort();
+    for &(id, start) in gone {
+        report.dropped.push(Dropped {
+            file: segments[&id].path.clone(),
+            offset: start,
+            topic: None,
+            reason: "the recovery checkpoint lists an extent here whose header is gone: \
+                     its entries are lost"
+                .into(),
+        });
+    }
     report.segments = segments.len();
     let mut topics = HashMap::new();
     for (name, mut blocks) in candidates {
         blocks.sort_by_key(|c| c.header.block_seq);
-        let cursor = cursors.get(&name).copied().unwrap_or(0);
+        let mut cursor = cursors.get(&name).copied().unwrap_or(0);
+        if cursors_lost {
+            // The chain may start at its first extent, whatever the cursor.
+            cursor = cursor.max(blocks.first().map_or(0, |c| c.header.first_entry_seq));
+        }
         let state = build_chain(&name, blocks, cursor, checkpoint, &damaged, &mut report)?;
         report.entries += state
             .blocks
@@ -351,7 +380,11 @@ fn finish_open(
 /// first all-zero unit ends the allocated region; after a damaged header the
 /// scan probes every unit to the end, so later extents of other topics
 /// survive.
-fn scan_extents(segment: &Arc<Segment>, report: &mut RecoveryReport) -> Result<Vec<Candidate>> {
+fn scan_extents(
+    segment: &Arc<Segment>,
+    seen: &mut std::collections::HashSet<(u64, u64)>,
+    report: &mut RecoveryReport,
+) -> Result<Vec<Candidate>> {
     let mut found = Vec::new();
     let mut off = EXTENT_UNIT;
     let mut resync = false;
@@ -371,6 +404,7 @@ fn scan_extents(segment: &Arc<Segment>, report: &mut RecoveryReport) -> Result<V
         match BlockHeader::decode(bytes, segment.size_bytes - off, EXTENT_UNIT) {
             Some(header) => {
                 let extent_len = header.extent_len;
+                seen.insert((segment.id, off));
                 if !dead {
                     found.push(Candidate {
                         segment: segment.clone(),
@@ -387,6 +421,20 @@ fn scan_extents(segment: &Arc<Segment>, report: &mut RecoveryReport) -> Result<V
                 // stale extent must never resurface (say, if bit rot later
                 // makes this unit non-zero and sends a scan probing), so it
                 // is marked dead now.
+                // Anything but zeros past here was written after a header
+                // this unit no longer holds (or by a write a power loss
+                // half kept): report it, whoever it belonged to.
+                if let Some(at) = first_nonzero(segment, off + n as u64, segment.size_bytes)? {
+                    report.dropped.push(Dropped {
+                        file: segment.path.clone(),
+                        offset: off,
+                        topic: None,
+                        reason: format!(
+                            "no extent header at {off}, but data follows at {at}: \
+                             the extents from here on are lost"
+                        ),
+                    });
+                }
                 kill_stale_headers(segment, off + EXTENT_UNIT, report)?;
                 break;
             }
