@@ -38,7 +38,7 @@ fn zero(path: &Path, at: u64, len: usize) {
     f.write_all_at(&vec![0u8; len], at).unwrap();
 }
 
-/// 1a. A newer segment truncated to 0 bytes: its loss is reported and the
+/// Scenario 1a: A newer segment truncated to 0 bytes: its loss is reported and the
 /// file kept in lost+found, not deleted.
 #[test]
 fn damage_1_an_emptied_segment_is_reported_and_kept() {
@@ -65,7 +65,7 @@ fn damage_1_an_emptied_segment_is_reported_and_kept() {
     }
 }
 
-/// 1b. The first 4 KiB of a one-segment log zeroed (its header): the
+/// Scenario 1b: The first 4 KiB of a one-segment log zeroed (its header): the
 /// extents behind it are still read, and the damage reported.
 #[test]
 fn damage_1_a_zeroed_segment_header_is_reported_and_read_past() {
@@ -89,7 +89,7 @@ fn damage_1_a_zeroed_segment_header_is_reported_and_read_past() {
     }
 }
 
-/// 1c. One frame header zeroed in the middle of a topic: the entries after
+/// Scenario 1c: One frame header zeroed in the middle of a topic: the entries after
 /// it are dropped, and that is reported.
 #[test]
 fn damage_1_a_zeroed_frame_header_mid_topic_is_reported() {
@@ -119,7 +119,7 @@ fn damage_1_a_zeroed_frame_header_mid_topic_is_reported() {
     }
 }
 
-/// 2. The newest segment truncated mid-way: the instance opens, every
+/// Scenario 2: The newest segment truncated mid-way: the instance opens, every
 /// topic keeps its valid prefix, and the damaged file is in the report.
 #[test]
 fn damage_2_a_truncated_segment_does_not_block_other_topics() {
@@ -171,7 +171,7 @@ fn vouched_log_with_a_damaged_frame(backend: Backend) -> tempfile::TempDir {
     dir
 }
 
-/// 3. A batch read returns the entries before the damage, and fails only
+/// Scenario 3: A batch read returns the entries before the damage, and fails only
 /// when the first entry it would return is damaged.
 #[test]
 fn damage_3_batch_read_returns_the_entries_before_damage() {
@@ -188,7 +188,7 @@ fn damage_3_batch_read_returns_the_entries_before_damage() {
     }
 }
 
-/// 4. After a read found damage, the checkpoint written at close no longer
+/// Scenario 4: After a read found damage, the checkpoint written at close no longer
 /// vouches for it: the next open cuts it (and reports it), and the topic
 /// goes on.
 #[test]
@@ -221,7 +221,7 @@ fn damage_4_read_errors_clear_after_a_reopen() {
     }
 }
 
-/// 5. Garbage in the cursor log is reported, and the records after it
+/// Scenario 5: Garbage in the cursor log is reported, and the records after it
 /// still count: a StrictlyAtOnce consumer gets no consumed entry again.
 #[test]
 fn damage_5_cursor_log_garbage_is_reported() {
@@ -266,7 +266,7 @@ fn tmpfs_or_skip(mib: u64) -> Option<scratch_fs::Mount> {
     }
 }
 
-/// 6a. mmap on a 16 MiB tmpfs with 64 MiB segments: a reopen reads no
+/// Scenario 6a: mmap on a 16 MiB tmpfs with 64 MiB segments: a reopen reads no
 /// never-written page (it would allocate one, or die of SIGBUS).
 #[test]
 fn damage_6_mmap_reopens_on_a_small_tmpfs() {
@@ -298,8 +298,8 @@ fn damage_6_mmap_reopens_on_a_small_tmpfs() {
 ///
 /// 4 MiB segments: the drained segments are freed while the topic's newest
 /// extent (in the newest segment) stays, so an append finds room. (With one
-/// segment holding everything, the topic's recovered tail extent keeps it
-/// alive and the append after the drain still fails: see the report.)
+/// 64 MiB segment holding everything, the append after the drain was seen
+/// to fail still: a known gap, in the README's "Full disk".)
 fn fill_consume_half_reopen(root: &Path, backend: Backend, fsync: FsyncSchedule) -> u64 {
     let builder = || {
         Walrus::builder()
@@ -348,7 +348,7 @@ fn fill_consume_half_reopen(root: &Path, backend: Backend, fsync: FsyncSchedule)
     acked
 }
 
-/// 6b. A full 20 MiB tmpfs (the mmap backend died of SIGBUS here under
+/// Scenario 6b: A full 20 MiB tmpfs (the mmap backend died of SIGBUS here under
 /// SyncEach) and a full 32 MiB loop-mounted ext4, both backends.
 #[test]
 fn damage_6_reopens_on_a_full_tmpfs_and_ext4() {
