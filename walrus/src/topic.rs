@@ -648,10 +648,13 @@ pub fn check_large_frame(
 ) -> Result<std::result::Result<Vec<Range<u64>>, String>> {
     let io = |at: u64, e| Error::io(format!("reading {} at {at}", segment.path.display()), e);
     let head_len = FRAME_HEADER_LEN + 4 * h.count;
+    // Through `pread`: recovery checks frames with this, and a damaged
+    // length may reach into never-written pages, which a read through the
+    // mmap backend's mapping would allocate (or die of SIGBUS for).
     let mut head = vec![0u8; head_len];
     segment
         .file
-        .read_exact_at(&mut head, off)
+        .pread_exact_at(&mut head, off)
         .map_err(|e| io(off, e))?;
     let mut crc = crate::crc::Crc64Stream::new();
     crc.update(&head[8..]);
@@ -672,7 +675,7 @@ pub fn check_large_frame(
         let n = (end - from).min(piece.len() as u64) as usize;
         segment
             .file
-            .read_exact_at(&mut piece[..n], from)
+            .pread_exact_at(&mut piece[..n], from)
             .map_err(|e| io(from, e))?;
         crc.update(&piece[..n]);
         segment.file.evict(from, n as u64);
