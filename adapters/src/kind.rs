@@ -6,13 +6,18 @@ use std::hash::{Hash, Hasher};
 use std::path::Path;
 use std::str::FromStr;
 
-use walrus_wal::{Backend, Error, LogStore, Result, StoreConfig, Walrus};
+use walrus_wal::{Backend, Error, FsyncSchedule, LogStore, Result, StoreConfig, Walrus};
 
 use crate::marker::claim_dir;
 
 /// Every store this crate can open. All variants exist whatever features are
 /// enabled, so that a name always parses and a store that is compiled out
 /// gets a clear error from [`open_store`] rather than "unknown store".
+///
+/// Everything else about a store (its names, feature, guarantees, library,
+/// opener) lives in its [`StoreInfo`] entry of [`REGISTRY`]: adding a store
+/// is one module, one variant here and one entry there
+/// (`docs/adding-a-store.md`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum StoreKind {
@@ -23,34 +28,225 @@ pub enum StoreKind {
     RocksDb,
     /// sled 0.34 (cargo feature `sled`).
     Sled,
-    /// The raw-file baseline: one plain file per topic.
+    /// The raw-file baseline: plain files, `pwrite` + `fdatasync`.
     Raw,
+    /// The null store: entries kept in memory, no I/O. Not durable; its
+    /// benchmark row is the harness's own ceiling.
+    Null,
 }
 
+/// One store, in one place: what parsing, the reports, the durability table
+/// and [`open_store`] read about it.
+pub struct StoreInfo {
+    pub kind: StoreKind,
+    /// The name that parses and prints (`Display`), e.g. `walrus-fd`.
+    pub name: &'static str,
+    /// What [`LogStore::name`] returns and the directory's `LOGSTORE` marker
+    /// holds; the store's files go in `<dir>/<store_name>`.
+    pub store_name: &'static str,
+    /// Other names that parse to this store, e.g. `rocks`.
+    pub aliases: &'static [&'static str],
+    /// The cargo feature of `walrus-adapters` that compiles it in (`None`:
+    /// always built).
+    pub feature: Option<&'static str>,
+    /// Whether this build has it (`cfg!(feature = ...)`).
+    pub compiled: bool,
+    /// Whether it keeps acknowledged entries across a reopen. Only durable
+    /// stores are in [`StoreKind::all_available`], the list the
+    /// conformance, crash and async suites run over.
+    pub durable: bool,
+    /// Crates (as named in `Cargo.lock`) whose versions identify the store's
+    /// library, for the benchmark reports' version fields.
+    pub crates: &'static [&'static str],
+    /// What the store promises under each fsync mode (the rows of
+    /// `docs/guarantees.md`), shown next to every benchmark figure.
+    pub guarantee: fn(FsyncSchedule) -> String,
+    /// Whether it can run here beyond being compiled in (e.g. a server
+    /// binary it needs is installed); the error says what is missing.
+    pub ready: fn() -> std::result::Result<(), String>,
+    /// Opens the store's own files in `dir` (the `<dir>/<store_name>`
+    /// subdirectory; [`open_store`] claims the parent).
+    pub open: fn(&Path, StoreConfig) -> Result<Box<dyn LogStore>>,
+}
+
+/// Every store, in the stable order of the reports. Parsing, the "not a
+/// store" error, [`StoreKind::all_available`], the guarantees and
+/// [`open_store`] all read this table.
+pub static REGISTRY: &[StoreInfo] = &[
+    StoreInfo {
+        kind: StoreKind::Walrus(Backend::Mmap),
+        name: "walrus-mmap",
+        store_name: "walrus",
+        aliases: &[],
+        feature: None,
+        compiled: true,
+        durable: true,
+        crates: &[],
+        guarantee: standard_guarantee,
+        ready: always_ready,
+        open: open_walrus_mmap,
+    },
+    StoreInfo {
+        kind: StoreKind::Walrus(Backend::Fd),
+        name: "walrus-fd",
+        store_name: "walrus",
+        aliases: &["walrus"],
+        feature: None,
+        compiled: true,
+        durable: true,
+        crates: &[],
+        guarantee: standard_guarantee,
+        ready: always_ready,
+        open: open_walrus_fd,
+    },
+    StoreInfo {
+        kind: StoreKind::RocksDb,
+        name: "rocksdb",
+        store_name: "rocksdb",
+        aliases: &["rocks"],
+        feature: Some("rocksdb"),
+        compiled: cfg!(feature = "rocksdb"),
+        durable: true,
+        crates: &["rocksdb", "librocksdb-sys"],
+        guarantee: standard_guarantee,
+        ready: always_ready,
+        open: open_rocksdb,
+    },
+    StoreInfo {
+        kind: StoreKind::Sled,
+        name: "sled",
+        store_name: "sled",
+        aliases: &[],
+        feature: Some("sled"),
+        compiled: cfg!(feature = "sled"),
+        durable: true,
+        crates: &["sled"],
+        guarantee: sled_guarantee,
+        ready: always_ready,
+        open: open_sled,
+    },
+    StoreInfo {
+        kind: StoreKind::Raw,
+        name: "raw",
+        store_name: "raw",
+        aliases: &[],
+        feature: None,
+        compiled: true,
+        durable: true,
+        crates: &[],
+        guarantee: standard_guarantee,
+        ready: always_ready,
+        open: open_raw,
+    },
+    StoreInfo {
+        kind: StoreKind::Null,
+        name: "null",
+        store_name: "null",
+        aliases: &[],
+        feature: None,
+        compiled: true,
+        durable: false,
+        crates: &[],
+        guarantee: null_guarantee,
+        ready: always_ready,
+        open: open_null,
+    },
+];
+
+fn always_ready() -> std::result::Result<(), String> {
+    Ok(())
+}
+
+/// The mapping that Walrus, RocksDB and raw share (`docs/guarantees.md`).
+pub fn standard_guarantee(fsync: FsyncSchedule) -> String {
+    match fsync {
+        FsyncSchedule::SyncEach => "durable on return".into(),
+        FsyncSchedule::Milliseconds(ms) => format!("durable within {ms} ms + 1 fsync"),
+        FsyncSchedule::NoFsync => "process crash only, not power loss".into(),
+    }
+}
+
+/// sled 0.34: `flush()` ends in `sync_file_range` on Linux for SyncEach (the
+/// data is written, the disk's write cache is never flushed), while its
+/// background flusher thread (`flush_every_ms`) calls `sync_all`.
+fn sled_guarantee(fsync: FsyncSchedule) -> String {
+    match fsync {
+        FsyncSchedule::SyncEach => {
+            "written on return (sync_file_range: no disk-cache flush)".into()
+        }
+        FsyncSchedule::Milliseconds(ms) => {
+            format!(
+                "durable within {ms} ms (flusher's sync_all); unwritten lost on a process crash"
+            )
+        }
+        FsyncSchedule::NoFsync => "none: lost even on a process crash".into(),
+    }
+}
+
+fn null_guarantee(_: FsyncSchedule) -> String {
+    "none: memory only, no I/O (harness ceiling)".into()
+}
+
+fn open_walrus_mmap(dir: &Path, config: StoreConfig) -> Result<Box<dyn LogStore>> {
+    Ok(Box::new(crate::walrus::open(dir, Backend::Mmap, config)?))
+}
+
+fn open_walrus_fd(dir: &Path, config: StoreConfig) -> Result<Box<dyn LogStore>> {
+    Ok(Box::new(crate::walrus::open(dir, Backend::Fd, config)?))
+}
+
+fn open_raw(dir: &Path, config: StoreConfig) -> Result<Box<dyn LogStore>> {
+    Ok(Box::new(crate::RawStore::open(dir, config)?))
+}
+
+fn open_null(dir: &Path, config: StoreConfig) -> Result<Box<dyn LogStore>> {
+    Ok(Box::new(crate::NullStore::open(dir, config)?))
+}
+
+/// An opener for a store behind a cargo feature: the real one when the
+/// feature is on, one that is never called (open_store checks `compiled`
+/// first) when it is off.
+macro_rules! feature_opener {
+    ($fn_name:ident, $feature:literal, $open:path) => {
+        #[cfg(feature = $feature)]
+        fn $fn_name(dir: &Path, config: StoreConfig) -> Result<Box<dyn LogStore>> {
+            Ok(Box::new($open(dir, config)?))
+        }
+        #[cfg(not(feature = $feature))]
+        fn $fn_name(_: &Path, _: StoreConfig) -> Result<Box<dyn LogStore>> {
+            Err(Error::InvalidInput(
+                concat!("not compiled in: rebuild with `--features ", $feature, "`").into(),
+            ))
+        }
+    };
+}
+
+feature_opener!(open_rocksdb, "rocksdb", crate::RocksDbStore::open);
+feature_opener!(open_sled, "sled", crate::SledStore::open);
+
 impl StoreKind {
-    /// Every store kind, compiled in or not, in the stable order of the
-    /// reports. The one list that parsing, [`StoreKind::all_available`] and
-    /// the "not a store" error are derived from.
-    pub const ALL: [StoreKind; 5] = [
-        StoreKind::Walrus(Backend::Mmap),
-        StoreKind::Walrus(Backend::Fd),
-        StoreKind::RocksDb,
-        StoreKind::Sled,
-        StoreKind::Raw,
-    ];
+    /// This store's registry entry.
+    pub fn info(self) -> &'static StoreInfo {
+        REGISTRY
+            .iter()
+            .find(|info| info.kind == self)
+            .expect("every StoreKind has a REGISTRY entry")
+    }
 
-    /// Names that parse besides each kind's own (its `Display`): a bare
-    /// `walrus` is the fd backend.
-    const ALIASES: [(&'static str, StoreKind); 2] = [
-        ("walrus", StoreKind::Walrus(Backend::Fd)),
-        ("rocks", StoreKind::RocksDb),
-    ];
+    /// Every store kind, compiled in or not, durable or not, in the stable
+    /// order of the reports.
+    pub fn all() -> impl Iterator<Item = StoreKind> {
+        REGISTRY.iter().map(|info| info.kind)
+    }
 
-    /// The stores compiled into this build, in a stable order.
+    /// The durable stores compiled into this build, in a stable order: what
+    /// the conformance, crash and async suites run over. The null store is
+    /// left out (it keeps nothing across a reopen); ask for it by name.
     pub fn all_available() -> Vec<StoreKind> {
-        Self::ALL
-            .into_iter()
-            .filter(|kind| kind.is_available())
+        REGISTRY
+            .iter()
+            .filter(|info| info.compiled && info.durable)
+            .map(|info| info.kind)
             .collect()
     }
 
@@ -58,11 +254,16 @@ impl StoreKind {
     /// every kind, those compiled out of this build marked with the cargo
     /// feature that compiles them in.
     pub fn accepted_names() -> String {
-        let mut names = vec![format!("walrus (= {})", StoreKind::Walrus(Backend::Fd))];
-        for kind in Self::ALL {
-            names.push(match kind.missing_feature() {
-                None => kind.to_string(),
-                Some(feature) => format!("{kind} (needs cargo feature `{feature}`)"),
+        let mut names = Vec::new();
+        for info in REGISTRY {
+            for alias in info.aliases.iter().filter(|a| **a != "rocks") {
+                names.push(format!("{alias} (= {})", info.name));
+            }
+        }
+        for info in REGISTRY {
+            names.push(match info.feature.filter(|_| !info.compiled) {
+                None => info.name.to_string(),
+                Some(feature) => format!("{} (needs cargo feature `{feature}`)", info.name),
             });
         }
         names.join(", ")
@@ -70,50 +271,55 @@ impl StoreKind {
 
     /// Whether this build can open the store.
     pub fn is_available(self) -> bool {
-        self.missing_feature().is_none()
+        self.info().compiled
+    }
+
+    /// Whether the store can run here: compiled in and [`StoreInfo::ready`]
+    /// (e.g. its server installed). The error is one line saying why not.
+    pub fn check_runnable(self) -> std::result::Result<(), String> {
+        let info = self.info();
+        if let Some(feature) = info.feature.filter(|_| !info.compiled) {
+            return Err(format!(
+                "store {} is not compiled into this build; rebuild with `--features {feature}`",
+                info.name
+            ));
+        }
+        (info.ready)().map_err(|why| format!("store {} cannot run here: {why}", info.name))
     }
 
     /// The name the store reports from [`LogStore::name`], which is also what
     /// the `LOGSTORE` marker of its directory holds.
     pub fn store_name(self) -> &'static str {
-        match self {
-            StoreKind::Walrus(_) => "walrus",
-            StoreKind::RocksDb => "rocksdb",
-            StoreKind::Sled => "sled",
-            StoreKind::Raw => "raw",
-        }
+        self.info().store_name
+    }
+
+    /// What the store promises under `fsync` (see [`StoreInfo::guarantee`]).
+    pub fn guarantee(self, fsync: FsyncSchedule) -> String {
+        (self.info().guarantee)(fsync)
     }
 
     /// The cargo feature that would compile the store in, if it is out.
     fn missing_feature(self) -> Option<&'static str> {
-        match self {
-            StoreKind::RocksDb if !cfg!(feature = "rocksdb") => Some("rocksdb"),
-            StoreKind::Sled if !cfg!(feature = "sled") => Some("sled"),
-            _ => None,
-        }
+        let info = self.info();
+        info.feature.filter(|_| !info.compiled)
     }
 }
 
 impl FromStr for StoreKind {
     type Err = String;
 
-    /// Parses the name of every kind in [`StoreKind::ALL`] (`walrus-mmap`,
-    /// `walrus-fd`, `rocksdb`, `sled`, `raw`) and the aliases `walrus` (the
-    /// fd backend; the name does not read `WALRUS_BACKEND`, callers that
-    /// want that use `Backend::from_env`) and `rocks`, ignoring ASCII case
-    /// and surrounding spaces. A kind compiled out of this build still
-    /// parses, so that [`open_store`] can name the feature it needs; the
-    /// error for an unknown name lists [`StoreKind::accepted_names`].
+    /// Parses every [`REGISTRY`] name and alias (`walrus` is the fd backend;
+    /// the name does not read `WALRUS_BACKEND`, callers that want that use
+    /// `Backend::from_env`), ignoring ASCII case and surrounding spaces. A
+    /// kind compiled out of this build still parses, so that [`open_store`]
+    /// can name the feature it needs; the error for an unknown name lists
+    /// [`StoreKind::accepted_names`].
     fn from_str(s: &str) -> std::result::Result<Self, String> {
         let name = s.trim().to_ascii_lowercase();
-        Self::ALL
-            .into_iter()
-            .find(|kind| kind.to_string() == name)
-            .or_else(|| {
-                Self::ALIASES
-                    .into_iter()
-                    .find_map(|(alias, kind)| (alias == name).then_some(kind))
-            })
+        REGISTRY
+            .iter()
+            .find(|info| info.name == name || info.aliases.contains(&name.as_str()))
+            .map(|info| info.kind)
             .ok_or_else(|| {
                 format!(
                     "`{}` is not a store; use one of {}",
@@ -124,13 +330,11 @@ impl FromStr for StoreKind {
     }
 }
 
-/// `walrus-mmap`, `walrus-fd`, `rocksdb`, `sled`, `raw`: what `FromStr` reads.
+/// The registry name (`walrus-mmap`, `walrus-fd`, `rocksdb`, ...): what
+/// `FromStr` reads.
 impl fmt::Display for StoreKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            StoreKind::Walrus(backend) => write!(f, "walrus-{backend}"),
-            other => f.write_str(other.store_name()),
-        }
+        f.write_str(self.info().name)
     }
 }
 
@@ -157,18 +361,9 @@ pub fn open_store(kind: StoreKind, dir: &Path, config: StoreConfig) -> Result<Bo
              `--features {feature}` (e.g. `cargo build -p walrus-adapters --features {feature}`)"
         )));
     }
-    claim_dir(dir, kind.store_name())?;
-    let store_dir = dir.join(kind.store_name());
-    Ok(match kind {
-        StoreKind::Walrus(backend) => Box::new(crate::walrus::open(&store_dir, backend, config)?),
-        StoreKind::Raw => Box::new(crate::RawStore::open(&store_dir, config)?),
-        #[cfg(feature = "rocksdb")]
-        StoreKind::RocksDb => Box::new(crate::RocksDbStore::open(&store_dir, config)?),
-        #[cfg(feature = "sled")]
-        StoreKind::Sled => Box::new(crate::SledStore::open(&store_dir, config)?),
-        #[allow(unreachable_patterns)] // reached only when a feature is off
-        _ => unreachable!("missing_feature() covers every compiled-out store"),
-    })
+    let info = kind.info();
+    claim_dir(dir, info.store_name)?;
+    (info.open)(&dir.join(info.store_name), config)
 }
 
 /// Opens the Walrus engine itself rather than a `Box<dyn LogStore>`, in
@@ -187,7 +382,7 @@ mod tests {
 
     #[test]
     fn names_round_trip() {
-        for kind in StoreKind::ALL {
+        for kind in StoreKind::all() {
             assert_eq!(kind.to_string().parse(), Ok(kind));
         }
         assert_eq!("walrus".parse(), Ok(StoreKind::Walrus(Backend::Fd)));
@@ -215,16 +410,16 @@ mod tests {
             .collect();
         let first_word = |entry: &str| entry.split(' ').next().unwrap().to_string();
         let listed_names: Vec<String> = listed.iter().map(|e| first_word(e)).collect();
-        for kind in StoreKind::ALL {
+        for kind in StoreKind::all() {
             assert!(
                 listed_names.contains(&kind.to_string()),
                 "{kind} missing from: {err}"
             );
         }
-        for (alias, _) in StoreKind::ALIASES {
+        for alias in REGISTRY.iter().flat_map(|info| info.aliases) {
             // Every alias but the old `rocks` spelling is advertised.
             assert!(
-                alias == "rocks" || listed_names.iter().any(|n| n == alias),
+                *alias == "rocks" || listed_names.iter().any(|n| n == alias),
                 "{err}"
             );
         }
@@ -253,21 +448,65 @@ mod tests {
         }
     }
 
-    /// `ALL` is what parsing and the error list come from, so it must hold
-    /// every variant: a new one fails to compile here until it is added.
+    /// Every variant has exactly one entry, and no two entries share a
+    /// name or alias: a new variant without an entry fails to compile in the
+    /// match, and one without an entry panics in `info()`.
     #[test]
-    fn all_holds_every_variant() {
-        for kind in StoreKind::ALL {
+    fn registry_holds_every_variant_once() {
+        for kind in [
+            StoreKind::Walrus(Backend::Mmap),
+            StoreKind::Walrus(Backend::Fd),
+            StoreKind::RocksDb,
+            StoreKind::Sled,
+            StoreKind::Raw,
+            StoreKind::Null,
+        ] {
             match kind {
-                StoreKind::Walrus(_) | StoreKind::RocksDb | StoreKind::Sled | StoreKind::Raw => {}
+                StoreKind::Walrus(_)
+                | StoreKind::RocksDb
+                | StoreKind::Sled
+                | StoreKind::Raw
+                | StoreKind::Null => {}
             }
+            assert_eq!(
+                REGISTRY.iter().filter(|i| i.kind == kind).count(),
+                1,
+                "{kind:?}"
+            );
         }
-        for kind in [StoreKind::RocksDb, StoreKind::Sled, StoreKind::Raw] {
-            assert!(StoreKind::ALL.contains(&kind), "{kind}");
+        let mut names: Vec<&str> = REGISTRY
+            .iter()
+            .flat_map(|i| std::iter::once(i.name).chain(i.aliases.iter().copied()))
+            .collect();
+        let before = names.len();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), before, "a name or alias is used twice");
+        for info in REGISTRY {
+            assert_eq!(
+                info.compiled,
+                info.feature.is_none() || info.kind.is_available()
+            );
         }
-        for backend in [Backend::Mmap, Backend::Fd] {
-            assert!(StoreKind::ALL.contains(&StoreKind::Walrus(backend)));
-        }
+    }
+
+    /// The null store parses and opens but is not in `all_available` (it is
+    /// not durable); sled's N ms row names the flusher's `sync_all`.
+    #[test]
+    fn null_is_opt_in_and_guarantees_come_from_the_registry() {
+        assert_eq!("null".parse(), Ok(StoreKind::Null));
+        assert!(!StoreKind::all_available().contains(&StoreKind::Null));
+        assert!(StoreKind::Null.check_runnable().is_ok());
+        assert!(StoreKind::Sled
+            .guarantee(FsyncSchedule::Milliseconds(200))
+            .contains("sync_all"));
+        assert_eq!(
+            StoreKind::Raw.guarantee(FsyncSchedule::SyncEach),
+            "durable on return"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let store = open_store(StoreKind::Null, dir.path(), StoreConfig::default()).unwrap();
+        assert_eq!(store.name(), "null");
     }
 
     #[test]
@@ -278,9 +517,8 @@ mod tests {
         assert!(all.contains(&StoreKind::Walrus(Backend::Mmap)));
         assert_eq!(
             all,
-            StoreKind::ALL
-                .into_iter()
-                .filter(|k| k.is_available())
+            StoreKind::all()
+                .filter(|k| k.is_available() && k.info().durable)
                 .collect::<Vec<_>>()
         );
     }

@@ -12,8 +12,11 @@
 #![forbid(unsafe_code)]
 
 mod flusher;
+#[cfg(feature = "jetstream")]
+pub mod jetstream;
 mod kind;
 mod marker;
+mod null;
 mod raw;
 #[cfg(feature = "rocksdb")]
 mod rocksdb;
@@ -21,7 +24,10 @@ mod rocksdb;
 mod sled;
 mod walrus;
 
-pub use kind::{open_store, open_walrus, StoreKind};
+#[cfg(feature = "jetstream")]
+pub use jetstream::JetStreamStore;
+pub use kind::{open_store, open_walrus, standard_guarantee, StoreInfo, StoreKind, REGISTRY};
+pub use null::NullStore;
 pub use raw::RawStore;
 #[cfg(feature = "rocksdb")]
 pub use rocksdb::RocksDbStore;

@@ -129,24 +129,7 @@ fn cases(settings: &Settings) -> Vec<Case> {
 /// `docs/guarantees.md` states it. Shown next to each figure because a
 /// number without its guarantee compares nothing.
 pub fn guarantee(kind: StoreKind, fsync: FsyncSchedule) -> String {
-    let sled = kind.to_string() == "sled";
-    match fsync {
-        // sled 0.34's flush() ends in sync_file_range on Linux: the data is
-        // written, but the disk's write cache is never flushed.
-        FsyncSchedule::SyncEach if sled => {
-            "written on return (sync_file_range: no disk-cache flush)".into()
-        }
-        FsyncSchedule::SyncEach => "durable on return".into(),
-        // sled's flusher writes its in-process buffers every N ms, with the
-        // same sync_file_range: a process crash loses what it has not
-        // written yet, and nothing reaches the disk cache's far side.
-        FsyncSchedule::Milliseconds(ms) if sled => {
-            format!("written within {ms} ms (sync_file_range); unwritten lost on a process crash")
-        }
-        FsyncSchedule::Milliseconds(ms) => format!("durable within {ms} ms + 1 fsync"),
-        FsyncSchedule::NoFsync if sled => "none: lost even on a process crash".into(),
-        FsyncSchedule::NoFsync => "process crash only, not power loss".into(),
-    }
+    kind.guarantee(fsync)
 }
 
 fn cursor_guarantee(consistency: ReadConsistency) -> String {
