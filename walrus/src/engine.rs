@@ -1150,6 +1150,15 @@ impl Inner {
             self.persist_cursor(&topic, r, seq, out.len() as u64)?;
             r.seq = seq;
             r.pos = pos;
+            // A cursor at the end of a sealed block lets the block go (the
+            // next read finds the next one), so a drained segment's file is
+            // not held open, and its space is freed, by an idle reader.
+            let at_end = r.pos.as_ref().is_some_and(|p| {
+                p.idx == 0 && p.block.is_sealed() && p.off >= p.block.written().off
+            });
+            if at_end {
+                r.pos = None;
+            }
         }
         // A large frame (its entries stay in the file) is let go once the
         // cursor has left it, so an idle reader never pins its segment.
