@@ -33,6 +33,11 @@ pub enum StoreKind {
     /// The null store: entries kept in memory, no I/O. Not durable; its
     /// benchmark row is the harness's own ceiling.
     Null,
+    /// NATS JetStream on one node (cargo feature `jetstream`).
+    JetStreamR1,
+    /// NATS JetStream on a three-node loopback cluster, three replicas
+    /// (cargo feature `jetstream`).
+    JetStreamR3,
 }
 
 /// One store, in one place: what parsing, the reports, the durability table
@@ -150,6 +155,32 @@ pub static REGISTRY: &[StoreInfo] = &[
         guarantee: null_guarantee,
         ready: always_ready,
         open: open_null,
+    },
+    StoreInfo {
+        kind: StoreKind::JetStreamR1,
+        name: "jetstream-r1",
+        store_name: "jetstream-r1",
+        aliases: &[],
+        feature: Some("jetstream"),
+        compiled: cfg!(feature = "jetstream"),
+        durable: true,
+        crates: &["async-nats"],
+        guarantee: crate::jetstream_info::r1_guarantee,
+        ready: crate::jetstream_info::ready,
+        open: crate::jetstream_info::open_r1,
+    },
+    StoreInfo {
+        kind: StoreKind::JetStreamR3,
+        name: "jetstream-r3",
+        store_name: "jetstream-r3",
+        aliases: &[],
+        feature: Some("jetstream"),
+        compiled: cfg!(feature = "jetstream"),
+        durable: true,
+        crates: &["async-nats"],
+        guarantee: crate::jetstream_info::r3_guarantee,
+        ready: crate::jetstream_info::ready,
+        open: crate::jetstream_info::open_r3,
     },
 ];
 
@@ -460,13 +491,17 @@ mod tests {
             StoreKind::Sled,
             StoreKind::Raw,
             StoreKind::Null,
+            StoreKind::JetStreamR1,
+            StoreKind::JetStreamR3,
         ] {
             match kind {
                 StoreKind::Walrus(_)
                 | StoreKind::RocksDb
                 | StoreKind::Sled
                 | StoreKind::Raw
-                | StoreKind::Null => {}
+                | StoreKind::Null
+                | StoreKind::JetStreamR1
+                | StoreKind::JetStreamR3 => {}
             }
             assert_eq!(
                 REGISTRY.iter().filter(|i| i.kind == kind).count(),

@@ -14,6 +14,7 @@
 mod flusher;
 #[cfg(feature = "jetstream")]
 pub mod jetstream;
+mod jetstream_info;
 mod kind;
 mod marker;
 mod null;
