@@ -90,7 +90,20 @@ pub fn used_bytes(path: &Path) -> u64 {
 
 impl Drop for Mount {
     fn drop(&mut self) {
-        let _ = Command::new("umount").arg(&self.path).status();
+        // A file the engine's background threads have not closed yet makes
+        // the filesystem busy for a moment: retry, then detach it lazily.
+        for _ in 0..50 {
+            let done = Command::new("umount")
+                .arg(&self.path)
+                .stderr(std::process::Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success());
+            if done {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let _ = Command::new("umount").arg("-l").arg(&self.path).status();
         let _ = self.image.take();
     }
 }
