@@ -10,8 +10,8 @@
 //! The directory holds `LOCK` (an advisory `flock` held while open), and per
 //! topic a data file `<id>.log` and, once something was consumed, a cursor
 //! file `<id>.cur`. Ids are decimal counters, so a topic name never becomes
-//! part of a path. All integers are little-endian; every crc is crc64 (the
-//! `crc64fast` XZ variant, as in the engine).
+//! part of a path. All integers are little-endian; every crc is crc64 (CRC-64/XZ, computed
+//! by the engine's own kernel, `walrus_wal::crc64`).
 //!
 //! ```text
 //! data file   = header frame*
@@ -156,7 +156,8 @@ struct Frame {
     off: u64,
     first_seq: u64,
     end: u64,
-    body: Vec<u8>,
+    /// Shared by the entries handed out: each is a slice of it, not a copy.
+    body: Bytes,
     /// (start, len) of each payload within `body`.
     spans: Vec<(usize, usize)>,
 }
@@ -705,7 +706,7 @@ impl Inner {
             let seq = frame.first_seq + u64::from(cursor.index);
             out.push(Entry {
                 seq,
-                data: Bytes::copy_from_slice(&frame.body[start..start + len]),
+                data: frame.body.slice(start..start + len),
             });
             cursor.seq = seq + 1;
             cursor.index += 1;
@@ -793,12 +794,11 @@ impl LogStore for RawStore {
 
 // ---- encoding --------------------------------------------------------------
 
+/// The engine's own CRC-64/XZ on its fastest kernel (the value `crc64fast`
+/// computes, so the format is unchanged): the baseline pays no more for its
+/// checksum than Walrus does.
 fn crc64(parts: &[&[u8]]) -> u64 {
-    let mut digest = crc64fast::Digest::new();
-    for part in parts {
-        digest.write(part);
-    }
-    digest.sum64()
+    walrus_wal::crc64(parts)
 }
 
 fn encode_header(name: &str) -> Vec<u8> {
@@ -929,6 +929,7 @@ fn decode_frame_at(
         .map_err(io)?
         .expect("bounds checked above")
         .to_vec();
+    let body = Bytes::from(body);
     let actual = crc64(&[&header[..FRAME_CRC_COVERS], &body]);
     if actual != crc {
         return Err(format!(

@@ -233,7 +233,21 @@ impl SledStore {
         let mut reader = topic.reader.lock();
         let visible = topic.visible.load(Ordering::Acquire);
         let mut out = Vec::new();
-        if reader.cursor < visible {
+        if reader.cursor < visible && budget.is_none() {
+            // One entry: a point lookup, not a range iterator.
+            let value = topic
+                .tree
+                .get(seq_key(reader.cursor))
+                .map_err(backend)?
+                .ok_or_else(|| Error::Backend {
+                    store: "sled",
+                    message: format!("topic {:?} is missing seq {}", topic.name, reader.cursor),
+                })?;
+            out.push(Entry {
+                seq: reader.cursor,
+                data: Bytes::copy_from_slice(&value),
+            });
+        } else if reader.cursor < visible {
             let mut total_bytes = 0usize;
             for item in topic.tree.range(seq_key(reader.cursor)..seq_key(visible)) {
                 let (key, value) = item.map_err(backend)?;

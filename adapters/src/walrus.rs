@@ -6,10 +6,16 @@ use std::path::Path;
 use walrus_wal::{Backend, Result, StoreConfig, Walrus};
 
 /// Opens the engine on `backend` in `dir`. The engine logs which backend it
-/// uses; `WALRUS_QUIET=1` silences that here as it does for the engine's own
-/// `from_env`, so a benchmark's output stays clean.
+/// uses; `WALRUS_QUIET=1` (or `true`, `yes`, `on`, as the harness's settings
+/// accept) silences that here as it does for the engine's own `from_env`, so
+/// a benchmark's output stays clean.
 pub(crate) fn open(dir: &Path, backend: Backend, config: StoreConfig) -> Result<Walrus> {
-    let quiet = std::env::var("WALRUS_QUIET").is_ok_and(|v| v == "1");
+    let quiet = std::env::var("WALRUS_QUIET").is_ok_and(|v| {
+        matches!(
+            v.trim().to_ascii_lowercase().as_str(),
+            "1" | "true" | "yes" | "on"
+        )
+    });
     Walrus::builder()
         .quiet(quiet)
         .data_dir(dir)

@@ -588,9 +588,13 @@ fn push_csv<T: serde::Serialize>(
 ) -> Result<(), BenchError> {
     if !rows.is_empty() {
         let stem = settings.command.csv_stem();
-        out.files
-            .push(report::write_csv(&settings.out_dir, stem, rows)?);
+        let csv = report::write_csv(&settings.out_dir, stem, rows)?;
+        let host = crate::host::hardware_line(&settings.data_dir);
+        let sidecar = report::write_sidecar(&csv, settings, &host, None)?;
+        out.files.push(csv);
+        out.files.push(sidecar);
     }
+    out.text += &report::command_footer(settings);
     Ok(())
 }
 

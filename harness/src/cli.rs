@@ -88,10 +88,23 @@ fn execute(command: Command, args: &BenchArgs) -> ExitCode {
         // No other thread exists yet.
         std::env::set_var("WALRUS_QUIET", "1");
     }
+    crate::logs::install(settings.quiet);
     if !settings.quiet {
         eprintln!("{}", describe(&settings));
     }
-    match bench::run(&settings, &stores::open) {
+    let result = bench::run(&settings, &stores::open);
+    let logged_errors = crate::logs::errors();
+    if logged_errors > 0 {
+        eprintln!(
+            "error: stores logged {logged_errors} error(s) during the run (see above); \
+             its figures are not trustworthy"
+        );
+        if let Ok(out) = &result {
+            print!("{}", out.text);
+        }
+        return ExitCode::FAILURE;
+    }
+    match result {
         Ok(out) => {
             print!("{}", out.text);
             for f in &out.files {

@@ -43,8 +43,10 @@ impl Case {
 /// case (sync-each if listed: amortising fsyncs is what batching is for),
 /// and one read case (first interval schedule, most threads).
 fn cases(settings: &Settings) -> Vec<Case> {
-    let per_round = settings.duration / settings.rounds as u32;
-    let warmup = settings.warmup.min(per_round / 10);
+    // WALRUS_DURATION is the measured time of every cell; warm-up comes on
+    // top of it (WALRUS_WARMUP), unmeasured.
+    let per_round = settings.duration;
+    let warmup = settings.warmup;
     let max_threads = *settings
         .threads
         .iter()
@@ -167,6 +169,11 @@ pub struct CompareRow {
     pub guarantee: String,
     /// `ok`, or why the cell failed.
     pub status: String,
+    /// On a `median` row: which round (1-based) every figure of it is from.
+    pub median_of_round: String,
+    /// On a `median` row: the lowest and highest ops/s over the rounds.
+    pub ops_min: u64,
+    pub ops_max: u64,
 }
 
 /// Runs the comparison and writes `compare_<ts>.csv` and `compare_<ts>.md`.
@@ -225,17 +232,14 @@ pub fn run(settings: &Settings, open: &OpenKind<'_>) -> Result<CommandOutput, Be
     let _ = writeln!(md, "- Disk probe: {probe}");
     let _ = writeln!(
         md,
-        "- Settings: {} B entries, {} per store and workload split over {} rounds \
-         (figures are medians), topics {}, warm-up {} per cell",
+        "- Settings: {} B entries, {} measured per cell after {} of warm-up, {} rounds \
+         alternating the stores; each row is the whole median round (by ops/s) with the \
+         min-max over the rounds; topics {}",
         settings.entry_size,
         secs(settings.duration),
+        secs(settings.warmup),
         settings.rounds,
         settings.topics,
-        secs(
-            settings
-                .warmup
-                .min(settings.duration / settings.rounds as u32 / 10)
-        ),
     );
     let _ = writeln!(
         md,
@@ -270,17 +274,35 @@ pub fn run(settings: &Settings, open: &OpenKind<'_>) -> Result<CommandOutput, Be
     fs::write(&md_path, &md)
         .map_err(|e| BenchError::io(format!("writing {}", md_path.display()), e))?;
     let host_path = write_host_json(&csv_path, &hardware, &disk)?;
-    out.files = vec![csv_path, md_path, host_path];
+    let sidecar = report::write_sidecar(&csv_path, settings, &hardware, Some(&disk))?;
+    md += &report::command_footer(settings);
+    fs::write(&md_path, &md)
+        .map_err(|e| BenchError::io(format!("writing {}", md_path.display()), e))?;
+    out.files = vec![csv_path, md_path, host_path, sidecar];
     out.text = md;
     Ok(out)
 }
 
-/// Medians over the rounds of one case and store; `None` if any round failed.
+/// The median round of one case and store, whole: every figure of the row
+/// (throughput, each latency percentile, CPU, disk) comes from the one
+/// round whose throughput is the median, so a row never mixes rounds. The
+/// spread is the min and max throughput over all rounds. `None` if any
+/// round failed.
 struct Median {
+    /// Which round (0-based) the row is.
+    round: usize,
     stats: Rates,
-    cpu_usage: f64,
     disk_bytes: u64,
     space_amp: f64,
+    min_ops: u64,
+    max_ops: u64,
+}
+
+/// The index of the median of `xs` (the lower middle for an even count).
+fn median_index(xs: &[f64]) -> Option<usize> {
+    let mut order: Vec<usize> = (0..xs.len()).collect();
+    order.sort_by(|&a, &b| xs[a].total_cmp(&xs[b]));
+    order.get((xs.len().max(1) - 1) / 2).copied()
 }
 
 impl Median {
@@ -289,48 +311,26 @@ impl Median {
             .iter()
             .map(|r| r.as_ref().ok())
             .collect::<Option<_>>()?;
-        if ok.is_empty() {
-            return None;
-        }
         let rates: Vec<Rates> = ok.iter().map(|o| Rates::of(case.measured(o))).collect();
-        let med = |f: &dyn Fn(&Rates) -> f64| median(rates.iter().map(f).collect());
+        let ops: Vec<f64> = rates.iter().map(|r| r.ops_per_sec as f64).collect();
+        let i = median_index(&ops)?;
         Some(Median {
-            stats: Rates {
-                ops_per_sec: med(&|r| r.ops_per_sec as f64).round() as u64,
-                mb_per_sec: report::round(med(&|r| r.mb_per_sec), 1),
-                latency: crate::metrics::LatencySummary {
-                    avg_us: med(&|r| r.latency.avg_us),
-                    p50_us: med(&|r| r.latency.p50_us),
-                    p99_us: med(&|r| r.latency.p99_us),
-                    p999_us: med(&|r| r.latency.p999_us),
-                    max_us: med(&|r| r.latency.max_us),
-                },
-                cpu_usage: med(&|r| r.cpu_usage),
-                elapsed_s: med(&|r| r.elapsed_s),
-            },
-            cpu_usage: med(&|r| r.cpu_usage),
-            disk_bytes: median(ok.iter().map(|o| o.disk_bytes as f64).collect()) as u64,
-            space_amp: report::round(median(ok.iter().map(|o| o.space_amp).collect()), 3),
+            round: i,
+            stats: rates[i],
+            disk_bytes: ok[i].disk_bytes,
+            space_amp: report::round(ok[i].space_amp, 3),
+            min_ops: rates.iter().map(|r| r.ops_per_sec).min().unwrap_or(0),
+            max_ops: rates.iter().map(|r| r.ops_per_sec).max().unwrap_or(0),
         })
     }
 
     fn csv_row(&self, settings: &Settings, case: &Case, kind: StoreKind) -> CompareRow {
         let mut row = base_row(settings, case, kind, "median");
         fill_row(&mut row, &self.stats, self.disk_bytes, self.space_amp);
-        row.cpu_usage = self.cpu_usage;
+        row.median_of_round = (self.round + 1).to_string();
+        row.ops_min = self.min_ops;
+        row.ops_max = self.max_ops;
         row
-    }
-}
-
-fn median(mut xs: Vec<f64>) -> f64 {
-    xs.sort_by(f64::total_cmp);
-    let n = xs.len();
-    if n == 0 {
-        0.0
-    } else if n % 2 == 1 {
-        xs[n / 2]
-    } else {
-        (xs[n / 2 - 1] + xs[n / 2]) / 2.0
     }
 }
 
@@ -357,6 +357,9 @@ fn base_row(settings: &Settings, case: &Case, kind: StoreKind, round: &str) -> C
         space_amp: 0.0,
         guarantee: guarantee(kind, case.fsync),
         status: "ok".into(),
+        median_of_round: String::new(),
+        ops_min: 0,
+        ops_max: 0,
     }
 }
 
@@ -423,6 +426,7 @@ fn case_table(
     let header = [
         "store",
         "ops/s",
+        "min-max ops/s",
         "MiB/s",
         "p50 us",
         "p99 us",
@@ -443,6 +447,7 @@ fn case_table(
                 rows.push(vec![
                     kind.to_string(),
                     group_digits(s.ops_per_sec),
+                    format!("{}-{}", group_digits(m.min_ops), group_digits(m.max_ops)),
                     format!("{:.1}", s.mb_per_sec),
                     format!("{:.1}", s.latency.p50_us),
                     format!("{:.1}", s.latency.p99_us),
@@ -458,7 +463,7 @@ fn case_table(
                     .find_map(|r| r.as_ref().err())
                     .map_or("no result", String::as_str);
                 let mut row = vec![kind.to_string(), format!("FAILED: {why}")];
-                row.extend(std::iter::repeat_n("-".to_string(), 6));
+                row.extend(std::iter::repeat_n("-".to_string(), 7));
                 row.push(g);
                 rows.push(row);
             }

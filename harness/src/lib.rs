@@ -14,6 +14,7 @@ mod compare;
 mod config;
 mod error;
 mod host;
+mod logs;
 mod metrics;
 mod payload;
 mod progress;

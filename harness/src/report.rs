@@ -138,6 +138,199 @@ pub fn write_csv<T: Serialize>(
     Ok(path)
 }
 
+/// The workspace's lock file as it was when the harness was built: the
+/// exact library versions the stores were compiled from.
+const CARGO_LOCK: &str = include_str!("../../Cargo.lock");
+
+/// `version` of package `name` in `Cargo.lock`, if it is there.
+pub fn locked_version(name: &str) -> Option<String> {
+    let want = format!("name = \"{name}\"");
+    let mut lines = CARGO_LOCK.lines();
+    while let Some(line) = lines.next() {
+        if line.trim() == want {
+            let v = lines.next()?.trim().strip_prefix("version = \"")?;
+            return Some(v.trim_end_matches('"').to_string());
+        }
+    }
+    None
+}
+
+/// `git rev-parse HEAD` of the working directory, `+dirty` if the tree has
+/// changes; `unknown` outside a checkout.
+pub fn git_commit() -> String {
+    let run = |args: &[&str]| {
+        std::process::Command::new("git")
+            .args(args)
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+    };
+    match run(&["rev-parse", "HEAD"]) {
+        Some(head) => match run(&["status", "--porcelain", "--untracked-files=no"]) {
+            Some(changes) if !changes.is_empty() => format!("{head}+dirty"),
+            _ => head,
+        },
+        None => "unknown".into(),
+    }
+}
+
+/// The command line that produced a result: the `WALRUS_*` and shorthand
+/// variables that were set, then the program and its arguments, so pasting
+/// it reruns the run.
+pub fn command_line() -> String {
+    const SHORTHANDS: [&str; 13] = [
+        "STORE",
+        "STORES",
+        "FSYNC",
+        "THREADS",
+        "DURATION",
+        "ROUNDS",
+        "WARMUP",
+        "ENTRY_SIZE",
+        "BATCH",
+        "CONSISTENCY",
+        "BACKEND",
+        "TOPICS",
+        "RUST_LOG",
+    ];
+    let mut vars: Vec<String> = std::env::vars()
+        .filter(|(k, _)| k.starts_with("WALRUS_") || SHORTHANDS.contains(&k.as_str()))
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    vars.sort();
+    vars.extend(std::env::args());
+    vars.join(" ")
+}
+
+/// What a result needs to be reproduced, written beside every CSV as
+/// `<csv minus .csv>.json`.
+#[derive(Serialize)]
+pub struct Sidecar<'a> {
+    pub csv: String,
+    pub command_line: String,
+    pub git_commit: String,
+    pub rustc: &'static str,
+    pub profile: &'static str,
+    pub host: &'a str,
+    pub disk_probe: Option<&'a crate::host::DiskProbe>,
+    /// Store name -> the versions of the crates its library comes from
+    /// (`walrus` for the engine and the baselines built in this tree).
+    pub versions: std::collections::BTreeMap<String, String>,
+    pub settings: SidecarSettings,
+}
+
+/// Every setting of the run, spelled as the command line takes them.
+#[derive(Serialize)]
+pub struct SidecarSettings {
+    pub command: String,
+    pub stores: Vec<String>,
+    pub fsync: Vec<String>,
+    pub threads: Vec<usize>,
+    pub duration_s: f64,
+    pub write_duration_s: f64,
+    pub read_duration_s: f64,
+    pub warmup_s: f64,
+    pub rounds: usize,
+    pub batch_sizes: Vec<usize>,
+    pub entry_size: usize,
+    pub consistency: Vec<String>,
+    pub topics: String,
+    pub data_dir: String,
+    pub async_writes: bool,
+    pub debug: String,
+}
+
+impl SidecarSettings {
+    pub fn of(s: &crate::Settings) -> SidecarSettings {
+        SidecarSettings {
+            command: format!("{:?}", s.command).to_ascii_lowercase(),
+            stores: s.stores.iter().map(|k| k.to_string()).collect(),
+            fsync: s.fsync.iter().map(|f| f.to_string()).collect(),
+            threads: s.threads.clone(),
+            duration_s: s.duration.as_secs_f64(),
+            write_duration_s: s.write_duration.as_secs_f64(),
+            read_duration_s: s.read_duration.as_secs_f64(),
+            warmup_s: s.warmup.as_secs_f64(),
+            rounds: s.rounds,
+            batch_sizes: s.batch_sizes.clone(),
+            entry_size: s.entry_size,
+            consistency: s.consistency.iter().map(|c| c.to_string()).collect(),
+            topics: s.topics.to_string(),
+            data_dir: s.data_dir.display().to_string(),
+            async_writes: s.async_writes,
+            debug: format!("{s:?}"),
+        }
+    }
+}
+
+/// The library versions of each store in `stores`, from its registry entry's
+/// crates as `Cargo.lock` pins them.
+pub fn store_versions(stores: &[crate::StoreKind]) -> std::collections::BTreeMap<String, String> {
+    let walrus = locked_version("walrus-wal").unwrap_or_else(|| "unknown".into());
+    stores
+        .iter()
+        .map(|kind| {
+            let crates = kind.info().crates;
+            let v = if crates.is_empty() {
+                format!("walrus-wal {walrus} (this tree)")
+            } else {
+                crates
+                    .iter()
+                    .map(|c| {
+                        format!(
+                            "{c} {}",
+                            locked_version(c).unwrap_or_else(|| "unknown".into())
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            (kind.to_string(), v)
+        })
+        .collect()
+}
+
+/// Writes the sidecar of `csv_path` and returns its path.
+pub fn write_sidecar(
+    csv_path: &Path,
+    settings: &crate::Settings,
+    host: &str,
+    disk: Option<&crate::host::DiskProbe>,
+) -> Result<PathBuf, BenchError> {
+    let path = csv_path.with_extension("json");
+    let sidecar = Sidecar {
+        csv: csv_path.display().to_string(),
+        command_line: command_line(),
+        git_commit: git_commit(),
+        rustc: env!("WALRUS_BUILD_RUSTC"),
+        profile: if cfg!(debug_assertions) {
+            "debug"
+        } else {
+            "release"
+        },
+        host,
+        disk_probe: disk,
+        versions: store_versions(&settings.stores),
+        settings: SidecarSettings::of(settings),
+    };
+    let json = serde_json::to_string_pretty(&sidecar)
+        .map_err(|e| BenchError::Other(format!("encoding {}: {e}", path.display())))?;
+    fs::write(&path, json + "\n")
+        .map_err(|e| BenchError::io(format!("writing {}", path.display()), e))?;
+    Ok(path)
+}
+
+/// The closing lines of every Markdown report: how to rerun it.
+pub fn command_footer(settings: &crate::Settings) -> String {
+    let _ = settings;
+    format!(
+        "\nProduced by `{}` at commit {}.\n",
+        command_line(),
+        git_commit()
+    )
+}
+
 /// `<out_dir>/<stem>_<YYYYmmdd_HHMMSS>[_n].<ext>`, creating `out_dir`.
 pub fn fresh_path(out_dir: &Path, stem: &str, ext: &str) -> Result<PathBuf, BenchError> {
     fs::create_dir_all(out_dir)

@@ -139,7 +139,8 @@ fn compare_writes_csv_and_markdown_and_reports_a_broken_store() {
             Ok(Box::new(MemStore::new(kind.to_string(), fault)))
         };
     let out = run(&s, &broken_raw).unwrap();
-    assert_eq!(out.files.len(), 3);
+    assert_eq!(out.files.len(), 4, "csv, md, host json, sidecar json");
+    assert!(out.files[3].to_str().unwrap().ends_with(".json"));
     let md = std::fs::read_to_string(&out.files[1]).unwrap();
     assert!(out.files[1].to_str().unwrap().ends_with(".md"));
     // The report page reads the host figures from the sidecar.
@@ -148,7 +149,7 @@ fn compare_writes_csv_and_markdown_and_reports_a_broken_store() {
     assert!(host.contains("\"hardware\"") && host.contains("\"flushed_write_mb_per_sec\""));
     // 2 fsync x 2 threads writes + batch + read
     assert_eq!(md.matches("\n## ").count(), 6, "{md}");
-    assert!(md.contains("| store | ops/s | MiB/s | p50 us | p99 us | p99.9 us | vs walrus-fd | vs raw | guarantee |"));
+    assert!(md.contains("| store | ops/s | min-max ops/s | MiB/s | p50 us | p99 us | p99.9 us | vs walrus-fd | vs raw | guarantee |"));
     assert!(md.contains("| walrus-fd |") && md.contains("1.00x"));
     assert!(
         md.contains("FAILED: raw"),

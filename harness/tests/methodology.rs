@@ -1,0 +1,193 @@
+//! The methodology the published tables rest on: rounds alternate the
+//! stores, a median row is one whole round, every CSV has a complete sidecar
+//! JSON, and the null store runs through the real opener.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Mutex;
+
+use walrus_harness::{run, BenchArgs, Command, Settings, StoreKind};
+use walrus_wal::StoreConfig;
+
+fn settings(out: &Path, extra: &[(&str, &str)]) -> Settings {
+    let mut env: HashMap<String, String> = [
+        ("WALRUS_DURATION", "60ms"),
+        ("WALRUS_WARMUP", "10ms"),
+        ("WALRUS_ROUNDS", "3"),
+        ("WALRUS_QUIET", "1"),
+        ("FSYNC", "no-fsync"),
+        ("THREADS", "1"),
+        ("ENTRY_SIZE", "100"),
+        ("WALRUS_BATCH_SIZE", "4"),
+        ("STORES", "null,raw,walrus-fd"),
+        ("WALRUS_DATA_DIR", out.join("data").to_str().unwrap()),
+        ("WALRUS_OUT_DIR", out.to_str().unwrap()),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    for (k, v) in extra {
+        env.insert(k.to_string(), v.to_string());
+    }
+    Settings::resolve(Command::Compare, &BenchArgs::default(), &env).unwrap()
+}
+
+/// Every round runs every store once per case, and no store goes first in
+/// two rounds of the same case: position in the round (and what ran just
+/// before) is not left to favour one store.
+#[test]
+fn rounds_alternate_the_stores() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = settings(dir.path(), &[]);
+    let opened = Mutex::new(Vec::new());
+    let open = |kind: StoreKind, d: &Path, c: StoreConfig| {
+        opened.lock().unwrap().push(kind);
+        walrus_adapters::open_store(StoreKind::Null, d, c)
+    };
+    let out = run(&s, &open).unwrap();
+    assert!(out.failures.is_empty(), "{:?}", out.failures);
+    let opened = opened.into_inner().unwrap();
+    let stores = s.stores.len();
+    let cells_per_round = opened.len() / s.rounds;
+    assert_eq!(opened.len() % s.rounds, 0);
+    let cases = cells_per_round / stores;
+    for case in 0..cases {
+        let mut firsts = Vec::new();
+        for round in 0..s.rounds {
+            let start = round * cells_per_round + case * stores;
+            let cell = &opened[start..start + stores];
+            for kind in &s.stores {
+                assert_eq!(cell.iter().filter(|k| *k == kind).count(), 1, "{cell:?}");
+            }
+            firsts.push(cell[0]);
+        }
+        firsts.sort_by_key(|k| k.to_string());
+        firsts.dedup();
+        assert_eq!(
+            firsts.len(),
+            s.rounds,
+            "case {case}: the same store led twice"
+        );
+    }
+}
+
+/// Every `median` row of the CSV equals, figure for figure, the round row it
+/// names, and its min-max brackets every round.
+#[test]
+fn a_median_row_is_one_whole_round_and_the_sidecar_is_complete() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = settings(dir.path(), &[]);
+    let out = run(&s, &walrus_adapters::open_store).unwrap();
+    assert!(out.failures.is_empty(), "{:?}", out.failures);
+    let csv = out
+        .files
+        .iter()
+        .find(|f| f.extension().is_some_and(|e| e == "csv"))
+        .unwrap();
+    let mut reader = csv::Reader::from_path(csv).unwrap();
+    let header: Vec<String> = reader.headers().unwrap().iter().map(String::from).collect();
+    let col = |name: &str| header.iter().position(|h| h == name).unwrap();
+    let rows: Vec<Vec<String>> = reader
+        .records()
+        .map(|r| r.unwrap().iter().map(String::from).collect())
+        .collect();
+    let figures = [
+        "ops_per_sec",
+        "mb_per_sec",
+        "avg_latency_us",
+        "p50_us",
+        "p99_us",
+        "p999_us",
+        "max_us",
+        "cpu_usage",
+        "disk_bytes",
+        "space_amp",
+    ];
+    let mut medians = 0;
+    for m in rows.iter().filter(|r| r[col("round")] == "median") {
+        medians += 1;
+        let same_cell = |r: &&Vec<String>| {
+            r[col("workload")] == m[col("workload")] && r[col("store")] == m[col("store")]
+        };
+        let rounds: Vec<&Vec<String>> = rows
+            .iter()
+            .filter(same_cell)
+            .filter(|r| r[col("round")] != "median")
+            .collect();
+        assert_eq!(rounds.len(), s.rounds);
+        let from = rounds
+            .iter()
+            .find(|r| r[col("round")] == m[col("median_of_round")])
+            .unwrap_or_else(|| panic!("median row names no round: {m:?}"));
+        for f in figures {
+            assert_eq!(
+                m[col(f)],
+                from[col(f)],
+                "{f} of {m:?} is not from round {from:?}"
+            );
+        }
+        let ops = |r: &Vec<String>| r[col("ops_per_sec")].parse::<u64>().unwrap();
+        let (lo, hi) = (
+            m[col("ops_min")].parse::<u64>().unwrap(),
+            m[col("ops_max")].parse::<u64>().unwrap(),
+        );
+        for r in &rounds {
+            assert!(lo <= ops(r) && ops(r) <= hi, "{r:?} outside {lo}-{hi}");
+        }
+        assert!(lo <= ops(m) && ops(m) <= hi);
+    }
+    // One write, one batch and one read case at one fsync mode and thread count.
+    assert_eq!(medians, 3 * s.stores.len(), "a median per case and store");
+    // The null store ran through the registry's opener and has rows.
+    assert!(rows
+        .iter()
+        .any(|r| r[col("store")] == "null" && r[col("status")] == "ok"));
+
+    let sidecar = csv.with_extension("json");
+    assert!(out.files.contains(&sidecar), "{:?}", out.files);
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&sidecar).unwrap()).unwrap();
+    for key in [
+        "csv",
+        "command_line",
+        "git_commit",
+        "rustc",
+        "profile",
+        "host",
+        "disk_probe",
+        "versions",
+        "settings",
+    ] {
+        assert!(!json[key].is_null(), "sidecar lacks {key}: {json}");
+    }
+    assert!(
+        json["rustc"].as_str().unwrap().starts_with("rustc "),
+        "{json}"
+    );
+    for store in ["null", "raw", "walrus-fd"] {
+        assert!(json["versions"][store].is_string(), "{store}: {json}");
+    }
+    for key in [
+        "command",
+        "stores",
+        "fsync",
+        "threads",
+        "duration_s",
+        "warmup_s",
+        "rounds",
+        "batch_sizes",
+        "entry_size",
+        "consistency",
+        "topics",
+        "data_dir",
+    ] {
+        assert!(
+            !json["settings"][key].is_null(),
+            "settings lack {key}: {json}"
+        );
+    }
+    assert_eq!(json["settings"]["rounds"], 3);
+    assert_eq!(json["settings"]["warmup_s"], 0.01);
+    // The Markdown ends with the command that produced it.
+    assert!(out.text.contains("Produced by `"), "{}", out.text);
+}
