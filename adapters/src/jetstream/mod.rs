@@ -778,8 +778,12 @@ impl JetStreamStore {
     fn close(&mut self) {
         if let (Some(client), Some(runtime)) = (self.client.take(), self.runtime.as_ref()) {
             // Best effort: a cursor not persisted here is re-read, within
-            // the AtLeastOnce promise.
-            let _ = runtime.block_on(client.persist_cursors());
+            // the AtLeastOnce promise. On a thread of its own, so a drop
+            // inside another tokio runtime does not nest runtimes.
+            let handle = runtime.handle().clone();
+            std::thread::scope(|s| {
+                let _ = s.spawn(|| handle.block_on(client.persist_cursors())).join();
+            });
         }
         if let Some(runtime) = self.runtime.take() {
             runtime.shutdown_background();
