@@ -65,7 +65,8 @@ pub struct RocksDbStore {
 struct Inner {
     db: DB,
     config: StoreConfig,
-    /// For appends, per the fsync schedule.
+    /// For appends: never synced in the write itself. Under `SyncEach` the
+    /// WAL is synced after the topic's lock is released (see `write`).
     append_opts: WriteOptions,
     /// For cursor writes that must be durable.
     synced_opts: WriteOptions,
@@ -155,8 +156,7 @@ impl RocksDbStore {
                 backend(e)
             }
         })?;
-        let mut append_opts = WriteOptions::default();
-        append_opts.set_sync(config.fsync == FsyncSchedule::SyncEach);
+        let append_opts = WriteOptions::default();
         let mut synced_opts = WriteOptions::default();
         synced_opts.set_sync(true);
         let inner = Arc::new(Inner {
@@ -282,22 +282,32 @@ impl Inner {
         validate_topic(topic)?;
         validate_batch_len(payloads.len())?;
         let topic = self.topic_or_create(topic);
-        let mut next_seq = topic.next_seq.lock();
-        if let [payload] = payloads {
-            self.db
-                .put_opt(topic.data_key(*next_seq), payload, &self.append_opts)
-                .map_err(backend)?;
-        } else {
-            let mut batch = WriteBatch::default();
-            for (i, payload) in payloads.iter().enumerate() {
-                batch.put(topic.data_key(*next_seq + i as u64), payload);
+        let end = {
+            let mut next_seq = topic.next_seq.lock();
+            if let [payload] = payloads {
+                self.db
+                    .put_opt(topic.data_key(*next_seq), payload, &self.append_opts)
+                    .map_err(backend)?;
+            } else {
+                let mut batch = WriteBatch::default();
+                for (i, payload) in payloads.iter().enumerate() {
+                    batch.put(topic.data_key(*next_seq + i as u64), payload);
+                }
+                self.db
+                    .write_opt(batch, &self.append_opts)
+                    .map_err(backend)?;
             }
-            self.db
-                .write_opt(batch, &self.append_opts)
-                .map_err(backend)?;
+            *next_seq += payloads.len() as u64;
+            *next_seq
+        };
+        // The sync runs outside the topic's lock, so writers of one topic
+        // queue behind one fsync rather than one each: the WAL is one file
+        // written in order, so a sync that returns covers every write before
+        // it, this one and those of the writers it overlapped.
+        if self.config.fsync == FsyncSchedule::SyncEach {
+            self.db.flush_wal(true).map_err(backend)?;
         }
-        *next_seq += payloads.len() as u64;
-        topic.visible.store(*next_seq, Ordering::Release);
+        topic.visible.fetch_max(end, Ordering::AcqRel);
         Ok(())
     }
 

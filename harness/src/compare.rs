@@ -267,6 +267,7 @@ pub fn run(settings: &Settings, open: &OpenKind<'_>) -> Result<CommandOutput, Be
         }
         md += &case_table(case, stores, &results[ci], &medians);
     }
+    md += &replication_table(&cases, stores, &results);
     fs::create_dir_all(&settings.out_dir)
         .map_err(|e| BenchError::io(format!("creating {}", settings.out_dir.display()), e))?;
     let csv_path = report::write_csv(&settings.out_dir, settings.command.csv_stem(), &rows)?;
@@ -394,6 +395,78 @@ fn csv_row(
         Err(e) => row.status = format!("failed: {e}"),
     }
     row
+}
+
+/// What replication costs: for each fsync mode, the single-append write case
+/// at the most threads, JetStream with three replicas against one, and one
+/// replica against Walrus (fd). Shown only when both JetStream stores ran.
+fn replication_table(
+    cases: &[Case],
+    stores: &[StoreKind],
+    results: &[Vec<Vec<Result<CellOutcome, String>>>],
+) -> String {
+    let find = |name: &str| stores.iter().position(|s| s.to_string() == name);
+    let (Some(r1), Some(r3)) = (find("jetstream-r1"), find("jetstream-r3")) else {
+        return String::new();
+    };
+    let fd = find("walrus-fd");
+    let max_threads = cases.iter().map(|c| c.threads).max().unwrap_or(1);
+    let mut rows = Vec::new();
+    for (ci, case) in cases.iter().enumerate() {
+        let is_write = matches!(case.workload, Workload::Write(_) | Workload::AsyncWrite(_));
+        if !is_write || case.batch_size != 1 || case.threads != max_threads {
+            continue;
+        }
+        let m = |i: Option<usize>| i.and_then(|i| Median::of(case, &results[ci][i]));
+        let (w, one, three) = (m(fd), m(Some(r1)), m(Some(r3)));
+        let ops = |x: &Option<Median>| {
+            x.as_ref()
+                .map_or("-".to_string(), |m| group_digits(m.stats.ops_per_sec))
+        };
+        let p99 = |x: &Option<Median>| {
+            x.as_ref().map_or("-".to_string(), |m| {
+                format!("{:.1}", m.stats.latency.p99_us)
+            })
+        };
+        let ratio = |a: &Option<Median>, b: &Option<Median>| match (a, b) {
+            (Some(a), Some(b)) if b.stats.ops_per_sec > 0 => format!(
+                "{:.2}x",
+                a.stats.ops_per_sec as f64 / b.stats.ops_per_sec as f64
+            ),
+            _ => "-".into(),
+        };
+        rows.push(vec![
+            case.fsync.to_string(),
+            ops(&w),
+            ops(&one),
+            ops(&three),
+            p99(&w),
+            p99(&one),
+            p99(&three),
+            ratio(&three, &one),
+            ratio(&one, &w),
+        ]);
+    }
+    if rows.is_empty() {
+        return String::new();
+    }
+    let header = [
+        "fsync",
+        "walrus-fd ops/s",
+        "R1 ops/s",
+        "R3 ops/s",
+        "walrus-fd p99 us",
+        "R1 p99 us",
+        "R3 p99 us",
+        "R3 vs R1",
+        "R1 vs walrus-fd",
+    ];
+    format!(
+        "## Replication cost ({max_threads} thread(s), single appends)\n\n\
+         JetStream with three replicas on loopback against one; the medians of the tables \
+         above. Guarantees differ by row: see each store's guarantee column.\n\n{}\n",
+        report::markdown_table(&header, &rows)
+    )
 }
 
 /// The walrus store ratios are taken against: the fd backend if present.
