@@ -38,6 +38,8 @@
 #![forbid(unsafe_code)]
 
 mod blocking;
+#[cfg(feature = "jetstream")]
+mod jetstream;
 mod open;
 mod runtime;
 mod store;
@@ -45,6 +47,8 @@ mod syncer;
 mod walrus;
 
 pub use blocking::Blocking;
+#[cfg(feature = "jetstream")]
+pub use jetstream::AsyncJetStream;
 pub use open::open_async_store;
 pub use runtime::{spawn, start, Runtime};
 pub use store::{AsyncLogStore, LocalBoxFuture};

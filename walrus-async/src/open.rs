@@ -13,7 +13,8 @@ use crate::{AsyncLogStore, AsyncWalrus, Blocking};
 
 /// Opens a `kind` store in `dir` exactly as `open_store` does (same
 /// directory layout and marker, so the blocking API can reopen it): Walrus
-/// natively as an [`AsyncWalrus`], every other store through [`Blocking`].
+/// natively as an [`AsyncWalrus`], the JetStream stores natively on their
+/// async client (feature `jetstream`), every other store through [`Blocking`].
 /// Opening runs on the blocking pool. Must run inside
 /// [`Runtime::block_on`](crate::Runtime::block_on).
 pub async fn open_async_store(
@@ -30,6 +31,11 @@ pub async fn open_async_store(
                 .await
                 .map_err(died)??;
             Rc::new(AsyncWalrus::from_walrus(wal)?)
+        }
+        // The NATS client is async itself: it runs on this runtime.
+        #[cfg(feature = "jetstream")]
+        StoreKind::JetStreamR1 | StoreKind::JetStreamR3 => {
+            Rc::new(crate::AsyncJetStream::open(kind, &dir, config).await?)
         }
         _ => {
             let store = tokio::task::spawn_blocking(move || open_store(kind, &dir, config))

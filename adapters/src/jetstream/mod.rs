@@ -473,18 +473,21 @@ impl JetStreamClient {
             };
         }
         if checkpoint && !out.is_empty() {
-            state.cursor = Some(cursor);
-            state.unpersisted += out.len() as u64;
+            let unpersisted = state.unpersisted + out.len() as u64;
             let persist = match self.config.consistency {
                 ReadConsistency::StrictlyAtOnce => true,
                 ReadConsistency::AtLeastOnce { persist_every } => {
-                    state.unpersisted >= u64::from(persist_every)
+                    unpersisted >= u64::from(persist_every)
                 }
             };
+            // The cursor moves only once its persist (if due) is acked: a
+            // read that fails or is cancelled (async) before leaves the
+            // entries to the next read.
             if persist {
                 self.persist_cursor(&token, cursor).await?;
-                state.unpersisted = 0;
             }
+            state.cursor = Some(cursor);
+            state.unpersisted = if persist { 0 } else { unpersisted };
         }
         Ok(out)
     }
@@ -707,6 +710,49 @@ pub fn park_nodes(dir: &Path, replicas: usize, fsync: FsyncSchedule, cluster: Ar
             fsync,
             cluster,
         });
+    }
+}
+
+/// The nodes of a store in `dir`, started as [`open_store`](crate::open_store)
+/// starts them (same `LOGSTORE` marker, data under `dir/<store name>`), for
+/// a client that connects on its own runtime (`walrus-async`). Dropping it
+/// parks the nodes as dropping a [`JetStreamStore`] does.
+pub struct LocalNodes {
+    cluster: Option<Arc<Mutex<Cluster>>>,
+    store_dir: PathBuf,
+    replicas: usize,
+    fsync: FsyncSchedule,
+    /// Client URLs of the nodes.
+    pub urls: Vec<String>,
+    /// The nodes' store directories, for [`JetStreamClient::connect`].
+    pub node_dirs: Vec<PathBuf>,
+}
+
+impl LocalNodes {
+    /// Starts (or picks up) the nodes; blocks until JetStream is ready.
+    pub fn start(dir: &Path, replicas: usize, fsync: FsyncSchedule) -> Result<LocalNodes> {
+        check_server_installed()?;
+        let name = store_name(replicas);
+        crate::marker::claim_dir(dir, name)?;
+        let store_dir = dir.join(name);
+        let (cluster, urls) = nodes_for(&store_dir, replicas, fsync)?;
+        let node_dirs = node_store_dirs(&cluster);
+        Ok(LocalNodes {
+            cluster: Some(cluster),
+            store_dir,
+            replicas,
+            fsync,
+            urls,
+            node_dirs,
+        })
+    }
+}
+
+impl Drop for LocalNodes {
+    fn drop(&mut self) {
+        if let Some(cluster) = self.cluster.take() {
+            park_nodes(&self.store_dir, self.replicas, self.fsync, cluster);
+        }
     }
 }
 
