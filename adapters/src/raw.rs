@@ -1,9 +1,14 @@
-//! The raw-file baseline: the least work a durable topic log can do, so the
-//! comparison shows what each store costs over plain `write` + `fdatasync`.
+//! The raw-file baseline: plain `pwrite` + `fdatasync` per topic, so the
+//! comparison shows what each store costs over a log with no segments, no
+//! space reclamation and no shared log. It checksums with the engine's own
+//! CRC kernel and hands out entries as slices of the frame it read (no copy
+//! per entry), so it pays no handicap Walrus does not.
 //!
 //! One file per topic, written with one `pwrite` per append or batch, no
-//! segments, no space reclamation, no group commit beyond what concurrent
-//! `fdatasync` calls on one file give for free.
+//! group commit beyond what concurrent `fdatasync` calls on one file give for
+//! free. Under sync-each one fdatasync therefore never covers several
+//! topics, as Walrus's shared log does: with one topic per writer it is the
+//! "no shared log" baseline, a lower bound for a single topic only.
 //!
 //! # On-disk format (version 1)
 //!

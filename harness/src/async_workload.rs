@@ -237,6 +237,7 @@ mod tests {
             topics,
             duration: Duration::from_millis(150),
             warmup: Duration::from_millis(20),
+            rate: None,
         }
     }
 

@@ -107,6 +107,7 @@ fn write_spec(settings: &Settings, threads: usize, batch_size: usize) -> WriteSp
         topics: settings.topics,
         duration: settings.duration,
         warmup: settings.warmup,
+        rate: settings.rate,
     }
 }
 
@@ -492,6 +493,7 @@ fn run_scenarios(settings: &Settings, open: &OpenKind<'_>) -> Result<CommandOutp
                 topics: TopicMode::PerThread,
                 duration: settings.write_duration,
                 warmup: settings.warmup,
+                rate: settings.rate,
             };
             let read = ReadSpec {
                 threads: sc.threads,

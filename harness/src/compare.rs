@@ -60,6 +60,7 @@ fn cases(settings: &Settings) -> Vec<Case> {
         topics: settings.topics,
         duration: per_round,
         warmup,
+        rate: settings.rate,
     };
     let mut out = Vec::new();
     for &fsync in &settings.fsync {
@@ -241,6 +242,13 @@ pub fn run(settings: &Settings, open: &OpenKind<'_>) -> Result<CommandOutput, Be
         settings.rounds,
         settings.topics,
     );
+    if let Some(rate) = settings.rate {
+        let _ = writeln!(
+            md,
+            "- Open loop: {rate} store calls/s per cell on a fixed schedule; latencies count \
+             from each call's intended start (coordinated omission corrected)"
+        );
+    }
     let _ = writeln!(
         md,
         "- Every cell ran in a fresh directory and read back and verified what it wrote; \

@@ -87,6 +87,10 @@ pub struct BenchArgs {
     /// Uncounted warm-up before each run; 0s disables [env: WALRUS_WARMUP]
     #[arg(long, value_name = "DURATION")]
     pub warmup: Option<String>,
+    /// Open loop: appends per second per cell, issued on a fixed schedule;
+    /// latency counts from each append's intended start [env: RATE / WALRUS_RATE]
+    #[arg(long, value_name = "OPS_PER_SEC")]
+    pub rate: Option<String>,
     /// Entries per batch (batch writes, batch reads), or a comma list
     /// [env: WALRUS_BATCH_SIZE / BATCH]
     #[arg(long, value_name = "N|LIST")]
@@ -139,6 +143,9 @@ pub struct Settings {
     pub write_duration: Duration,
     pub read_duration: Duration,
     pub warmup: Duration,
+    /// Open-loop target rate (appends per second per cell, split evenly
+    /// over the threads); `None`: closed loop, as fast as the store answers.
+    pub rate: Option<f64>,
     pub batch_sizes: Vec<usize>,
     pub entry_size: usize,
     pub consistency: Vec<ReadConsistency>,
@@ -337,6 +344,18 @@ impl Settings {
             default_warmup,
             true,
         )?;
+        let rate = match setting("rate", &args.rate, &["RATE", "WALRUS_RATE"])? {
+            Some((origin, v)) => Some(parse_with(&origin, &v, |s| {
+                s.trim()
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|r| r.is_finite() && *r > 0.0)
+                    .ok_or_else(|| {
+                        format!("`{s}` is not a rate; use appends per second, e.g. 5000")
+                    })
+            })?),
+            None => None,
+        };
         let entry_size_raw = setting("entry-size", &args.entry_size, &["ENTRY_SIZE"])?;
         let entry_size = match &entry_size_raw {
             Some((origin, v)) => parse_with(origin, v, parse_entry_size)?,
@@ -406,6 +425,7 @@ impl Settings {
             write_duration,
             read_duration,
             warmup,
+            rate,
             batch_sizes,
             entry_size,
             consistency,

@@ -33,4 +33,4 @@ pub use payload::{PayloadGen, TopicVerifier, VerifyError, PAYLOAD_HEADER_BYTES};
 pub use progress::Progress;
 pub use runner::{run_cell, CellOutcome, Opener, RunEnv, Workload};
 pub use stores::StoreKind;
-pub use workload::{PhaseStats, ReadMode, ReadSpec, TopicMode, WriteSpec};
+pub use workload::{write_phase, PhaseStats, ReadMode, ReadSpec, TopicMode, WriteSpec, Written};

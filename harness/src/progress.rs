@@ -20,6 +20,18 @@ use std::time::Duration;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
 
+/// `, ETA 3m05s` once a cell is done: the mean time per cell so far times
+/// the cells left (this one included); empty before.
+fn eta_note(elapsed: Duration, n: usize, total: usize) -> String {
+    let done = n.saturating_sub(1);
+    if done == 0 {
+        return String::new();
+    }
+    let left = elapsed.as_secs_f64() / done as f64 * (total + 1).saturating_sub(n) as f64;
+    let secs = left.round() as u64;
+    format!(", ETA {}m{:02}s", secs / 60, secs % 60)
+}
+
 /// How often the run bar redraws on its own (its clock and ETA), so that
 /// they move while a cell verifies what it wrote.
 const STEADY_TICK: Duration = Duration::from_secs(1);
@@ -30,6 +42,9 @@ pub struct Progress {
     quiet: bool,
     /// `Some` when bars are drawn (rule 3).
     live: Option<Arc<Bars>>,
+    /// When the first cell started: the plain `[n/total]` lines carry an
+    /// ETA from it (the bars have their own).
+    first_cell: Arc<Mutex<Option<std::time::Instant>>>,
 }
 
 struct Bars {
@@ -72,7 +87,11 @@ impl Progress {
             })),
             _ => None,
         };
-        Progress { quiet, live }
+        Progress {
+            quiet,
+            live,
+            first_cell: Arc::default(),
+        }
     }
 
     /// Whether bars are drawn (not quiet, stderr a terminal).
@@ -99,7 +118,12 @@ impl Progress {
     /// Cell `n` of `total` (1-based) starts: logs `[n/total] what` and
     /// moves the run bar to it. The bar's ETA comes from the cells done.
     pub fn cell(&self, n: usize, total: usize, what: impl AsRef<str>) {
-        self.line(format!("[{n}/{total}] {}", what.as_ref()));
+        let eta = {
+            let mut first = lock(&self.first_cell);
+            let started = *first.get_or_insert_with(std::time::Instant::now);
+            eta_note(started.elapsed(), n, total)
+        };
+        self.line(format!("[{n}/{total}] {}{eta}", what.as_ref()));
         let Some(bars) = &self.live else {
             return;
         };
@@ -323,5 +347,13 @@ mod tests {
         p.tick("write", Duration::from_secs(1), Duration::from_secs(2), 5);
         p.clear();
         p.cell_done();
+    }
+
+    #[test]
+    fn plain_lines_carry_an_eta_from_the_cells_done() {
+        assert_eq!(eta_note(Duration::from_secs(5), 1, 10), "");
+        // 2 cells in 20 s: 10 s each, 8 left including the third.
+        assert_eq!(eta_note(Duration::from_secs(20), 3, 10), ", ETA 1m20s");
+        assert_eq!(eta_note(Duration::from_secs(20), 10, 10), ", ETA 0m02s");
     }
 }

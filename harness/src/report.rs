@@ -231,6 +231,8 @@ pub struct SidecarSettings {
     pub write_duration_s: f64,
     pub read_duration_s: f64,
     pub warmup_s: f64,
+    /// Open-loop target rate (appends/s per cell); null: closed loop.
+    pub rate: Option<f64>,
     pub rounds: usize,
     pub batch_sizes: Vec<usize>,
     pub entry_size: usize,
@@ -252,6 +254,7 @@ impl SidecarSettings {
             write_duration_s: s.write_duration.as_secs_f64(),
             read_duration_s: s.read_duration.as_secs_f64(),
             warmup_s: s.warmup.as_secs_f64(),
+            rate: s.rate,
             rounds: s.rounds,
             batch_sizes: s.batch_sizes.clone(),
             entry_size: s.entry_size,

@@ -52,6 +52,12 @@ pub struct WriteSpec {
     pub duration: Duration,
     /// Uncounted writes to separate topics before the timed phase.
     pub warmup: Duration,
+    /// Open loop: store calls per second over all threads, each thread
+    /// issuing its share on a fixed schedule from its first call. Latency is
+    /// then measured from each call's intended start, not its actual one,
+    /// so a stall also counts against every call it delayed (the
+    /// coordinated-omission correction). `None`: closed loop.
+    pub rate: Option<f64>,
 }
 
 /// How the read phase calls the store.
@@ -179,10 +185,14 @@ fn timed_writes(
         let topic = topic_name(prefix, spec.topics, i);
         let mut buf = vec![0u8; spec.entry_size * spec.batch_size];
         let mut seq = 0u64;
+        let mut schedule = spec
+            .rate
+            .map(|rate| OpenLoop::new(rate / spec.threads as f64));
         move || -> Result<Option<Op>, BenchError> {
             for (k, slot) in buf.chunks_mut(spec.entry_size).enumerate() {
                 gen.fill(seq + k as u64, slot);
             }
+            let intended = schedule.as_mut().map(OpenLoop::wait_for_next);
             let started;
             let result = if spec.batch_size == 1 {
                 started = Instant::now();
@@ -192,7 +202,7 @@ fn timed_writes(
                 started = Instant::now();
                 store.batch_append(&topic, &parts)
             };
-            let latency = started.elapsed();
+            let latency = intended.unwrap_or(started).elapsed();
             result.map_err(|e| BenchError::store(store, e))?;
             let n = spec.batch_size as u64;
             seq += n;
@@ -204,6 +214,37 @@ fn timed_writes(
         }
     };
     run_timed(spec.threads, spec.duration, label, progress, make_writer)
+}
+
+/// One writer's fixed schedule: call `k` is due at `first + k / rate`.
+struct OpenLoop {
+    interval: Duration,
+    first: Option<Instant>,
+    issued: u32,
+}
+
+impl OpenLoop {
+    fn new(per_thread_rate: f64) -> OpenLoop {
+        OpenLoop {
+            interval: Duration::from_secs_f64(1.0 / per_thread_rate.max(1e-6)),
+            first: None,
+            issued: 0,
+        }
+    }
+
+    /// Sleeps until the next call is due (not at all if it is overdue:
+    /// a stalled store is then driven at once, as real clients would) and
+    /// returns when it was due.
+    fn wait_for_next(&mut self) -> Instant {
+        let first = *self.first.get_or_insert_with(Instant::now);
+        let due = first + self.interval * self.issued;
+        self.issued = self.issued.saturating_add(1);
+        let now = Instant::now();
+        if due > now {
+            std::thread::sleep(due - now);
+        }
+        due
+    }
 }
 
 /// Reads back every entry of the timed write phase (untimed) and checks

@@ -18,6 +18,7 @@ fn write(topics: TopicMode, batch_size: usize) -> WriteSpec {
         topics,
         duration: Duration::from_millis(150),
         warmup: Duration::from_millis(30),
+        rate: None,
     }
 }
 

@@ -15,6 +15,7 @@ fn write(threads: usize, batch_size: usize, topics: TopicMode) -> Workload {
         topics,
         duration: SHORT,
         warmup: SHORT / 3,
+        rate: None,
     })
 }
 
