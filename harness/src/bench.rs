@@ -337,7 +337,11 @@ fn run_reads(settings: &Settings, open: &OpenKind<'_>) -> Result<CommandOutput, 
                             CellRequest {
                                 kind,
                                 config: store_config(fsync, consistency),
-                                workload: &Workload::Read { write, read },
+                                workload: &Workload::Read {
+                                    write,
+                                    read,
+                                    cold: settings.cold_reads,
+                                },
                                 position: (n, total),
                                 what: &what,
                             },
@@ -509,7 +513,11 @@ fn run_scenarios(settings: &Settings, open: &OpenKind<'_>) -> Result<CommandOutp
                 CellRequest {
                     kind,
                     config: store_config(sc.fsync, sc.consistency),
-                    workload: &Workload::Read { write, read },
+                    workload: &Workload::Read {
+                        write,
+                        read,
+                        cold: false,
+                    },
                     position: (n, total),
                     what: &what,
                 },

@@ -107,7 +107,10 @@ fn cases(settings: &Settings) -> Vec<Case> {
     // costs one cell like every other case.
     let read_fsync = pick(|f| matches!(f, FsyncSchedule::Milliseconds(_)));
     out.push(Case {
-        name: format!("read (read_next), {max_threads} thread(s), {read_fsync}, {consistency}"),
+        name: format!(
+            "read (read_next{}), {max_threads} thread(s), {read_fsync}, {consistency}",
+            if settings.cold_reads { ", cold" } else { "" }
+        ),
         fsync: read_fsync,
         consistency,
         threads: max_threads,
@@ -123,6 +126,7 @@ fn cases(settings: &Settings) -> Vec<Case> {
                 mode: ReadMode::Single,
                 duration: per_round / 2,
             },
+            cold: settings.cold_reads,
         },
     });
     out

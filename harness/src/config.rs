@@ -130,6 +130,10 @@ pub struct BenchArgs {
     /// [env: ASYNC]
     #[arg(long = "async", value_name = "0|1", num_args = 0..=1, default_missing_value = "1")]
     pub async_writes: Option<String>,
+    /// Read cases read cold: close, drop the page cache, reopen, read; 1 or 0
+    /// [env: COLD / WALRUS_COLD_READS]
+    #[arg(long = "cold", value_name = "0|1", num_args = 0..=1, default_missing_value = "1")]
+    pub cold_reads: Option<String>,
 }
 
 /// Fully resolved settings of one invocation.
@@ -157,6 +161,8 @@ pub struct Settings {
     pub keep_data: bool,
     /// Async write cases beside the sync ones (`compare` only).
     pub async_writes: bool,
+    /// Read cases close, drop the page cache and reopen before reading.
+    pub cold_reads: bool,
 }
 
 /// A malformed or contradictory setting; `Display` is one line naming it.
@@ -406,6 +412,11 @@ impl Settings {
             &["WALRUS_KEEP_DATA"],
         )?)?;
 
+        let cold_reads = bool_setting(setting(
+            "cold",
+            &args.cold_reads,
+            &["COLD", "WALRUS_COLD_READS"],
+        )?)?;
         let async_raw = setting("async", &args.async_writes, &["ASYNC"])?;
         let async_origin = async_raw.as_ref().map(|(origin, _)| origin.clone());
         let async_writes = bool_setting(async_raw)?;
@@ -436,6 +447,7 @@ impl Settings {
             quiet,
             keep_data,
             async_writes,
+            cold_reads,
         })
     }
 }

@@ -32,6 +32,11 @@ pub enum BenchError {
         #[source]
         source: io::Error,
     },
+    /// A cold read was asked for but the page cache cannot be dropped here
+    /// (not root, or `/proc/sys` read-only): the cell is skipped rather
+    /// than measured hot.
+    #[error("skipped: cold reads need a droppable page cache ({0})")]
+    ColdReadUnavailable(String),
     #[error("{0}")]
     Other(String),
 }

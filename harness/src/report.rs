@@ -240,6 +240,7 @@ pub struct SidecarSettings {
     pub topics: String,
     pub data_dir: String,
     pub async_writes: bool,
+    pub cold_reads: bool,
     pub debug: String,
 }
 
@@ -262,6 +263,7 @@ impl SidecarSettings {
             topics: s.topics.to_string(),
             data_dir: s.data_dir.display().to_string(),
             async_writes: s.async_writes,
+            cold_reads: s.cold_reads,
             debug: format!("{s:?}"),
         }
     }

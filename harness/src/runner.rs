@@ -20,8 +20,16 @@ pub type Opener<'a> = dyn Fn(&Path, StoreConfig) -> walrus_wal::Result<Box<dyn L
 pub enum Workload {
     /// Timed writes, then every entry read back and verified (untimed).
     Write(WriteSpec),
-    /// Timed writes, then timed verified reads of what was written.
-    Read { write: WriteSpec, read: ReadSpec },
+    /// Timed writes, then timed verified reads of what was written. `cold`:
+    /// between the two the store is closed, the page cache dropped
+    /// (`/proc/sys/vm/drop_caches`) and the store reopened, so the reads
+    /// come from the disk; where the cache cannot be dropped the cell fails
+    /// with [`BenchError::ColdReadUnavailable`] rather than measure hot.
+    Read {
+        write: WriteSpec,
+        read: ReadSpec,
+        cold: bool,
+    },
     /// `Write`, but from tasks on one tokio-uring thread awaiting each
     /// append through the async front end (`crate::async_workload`).
     AsyncWrite(WriteSpec),
@@ -63,11 +71,14 @@ pub fn run_cell(
     }
     quiesce_disk();
     let dir = FreshDir::create(&env.data_dir, label, env.keep_data)?;
-    let store = open(dir.path(), config).map_err(|source| BenchError::Store {
-        store: label.to_string(),
-        source,
-    })?;
-    let store: &dyn LogStore = store.as_ref();
+    let open_here = || {
+        open(dir.path(), config).map_err(|source| BenchError::Store {
+            store: label.to_string(),
+            source,
+        })
+    };
+    let mut boxed = open_here()?;
+    let store: &dyn LogStore = boxed.as_ref();
     let write_spec = match workload {
         Workload::Write(w) | Workload::AsyncWrite(w) => w,
         Workload::Read { write, .. } => write,
@@ -78,11 +89,17 @@ pub fn run_cell(
     store.sync().map_err(|e| BenchError::store(store, e))?;
     let disk_bytes = disk_usage_bytes(dir.path())
         .map_err(|e| BenchError::io(format!("measuring {}", dir.path().display()), e))?;
+    if let Workload::Read { cold: true, .. } = workload {
+        drop(boxed);
+        drop_page_cache()?;
+        boxed = open_here()?;
+    }
+    let store: &dyn LogStore = boxed.as_ref();
     let (read, verified_entries) = match workload {
         Workload::Write(spec) | Workload::AsyncWrite(spec) => {
             (None, verify_written(store, spec, &written)?)
         }
-        Workload::Read { write, read } => {
+        Workload::Read { write, read, .. } => {
             let stats = read_phase(store, read, write.entry_size, &written.acked, &env.progress)?;
             let verified = stats.entries;
             (Some(stats), verified)
@@ -94,6 +111,16 @@ pub fn run_cell(
         read,
         verified_entries,
         disk_bytes,
+    })
+}
+
+/// Writes back every dirty page and drops the clean ones (`echo 3 >
+/// /proc/sys/vm/drop_caches`), for cold reads. Needs root outside a
+/// read-only `/proc/sys`; otherwise [`BenchError::ColdReadUnavailable`].
+pub(crate) fn drop_page_cache() -> Result<(), BenchError> {
+    quiesce_disk();
+    std::fs::write("/proc/sys/vm/drop_caches", "3\n").map_err(|e| {
+        BenchError::ColdReadUnavailable(format!("writing /proc/sys/vm/drop_caches: {e}"))
     })
 }
 

@@ -44,6 +44,7 @@ fn every_available_store_verifies() {
                 mode: ReadMode::Batch { max_bytes: 4096 },
                 duration: Duration::from_millis(150),
             },
+            cold: false,
         },
     ];
     for kind in StoreKind::all_available() {

@@ -30,6 +30,7 @@ fn read(threads: usize, mode: ReadMode) -> Workload {
             mode,
             duration: SHORT,
         },
+        cold: false,
     }
 }
 
