@@ -104,9 +104,22 @@ fn execute(command: Command, args: &BenchArgs) -> ExitCode {
         }
         return ExitCode::FAILURE;
     }
+    let json = env
+        .get("FORMAT")
+        .is_some_and(|f| f.trim().eq_ignore_ascii_case("json"));
     match result {
         Ok(out) => {
-            print!("{}", out.text);
+            if json {
+                match crate::report::results_json(&out.files) {
+                    Ok(text) => println!("{text}"),
+                    Err(e) => {
+                        eprintln!("error: {e}");
+                        return ExitCode::FAILURE;
+                    }
+                }
+            } else {
+                print!("{}", out.text);
+            }
             for f in &out.files {
                 println!("wrote {}", f.display());
             }

@@ -31,6 +31,7 @@ pub use host::{hardware_line, probe_disk, DiskProbe};
 pub use metrics::LatencySummary;
 pub use payload::{PayloadGen, TopicVerifier, VerifyError, PAYLOAD_HEADER_BYTES};
 pub use progress::Progress;
+pub use report::results_json;
 pub use runner::{run_cell, CellOutcome, Opener, RunEnv, Workload};
 pub use stores::StoreKind;
 pub use workload::{write_phase, PhaseStats, ReadMode, ReadSpec, TopicMode, WriteSpec, Written};

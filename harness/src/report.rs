@@ -179,7 +179,7 @@ pub fn git_commit() -> String {
 /// variables that were set, then the program and its arguments, so pasting
 /// it reruns the run.
 pub fn command_line() -> String {
-    const SHORTHANDS: [&str; 13] = [
+    const SHORTHANDS: [&str; 17] = [
         "STORE",
         "STORES",
         "FSYNC",
@@ -193,6 +193,10 @@ pub fn command_line() -> String {
         "BACKEND",
         "TOPICS",
         "RUST_LOG",
+        "RATE",
+        "COLD",
+        "FORMAT",
+        "ASYNC",
     ];
     let mut vars: Vec<String> = std::env::vars()
         .filter(|(k, _)| k.starts_with("WALRUS_") || SHORTHANDS.contains(&k.as_str()))
@@ -324,6 +328,48 @@ pub fn write_sidecar(
     fs::write(&path, json + "\n")
         .map_err(|e| BenchError::io(format!("writing {}", path.display()), e))?;
     Ok(path)
+}
+
+/// `FORMAT=json`: the run's results as one JSON object, `{"sidecar": ...,
+/// "rows": [...]}`, from the CSV and sidecar it wrote (`files`); numbers
+/// are JSON numbers, everything else strings.
+pub fn results_json(files: &[PathBuf]) -> Result<String, BenchError> {
+    let Some(csv_path) = files
+        .iter()
+        .find(|f| f.extension().is_some_and(|e| e == "csv"))
+    else {
+        return Ok("{\"sidecar\": null, \"rows\": []}".into());
+    };
+    let bad = |e: csv::Error| BenchError::Other(format!("reading {}: {e}", csv_path.display()));
+    let mut reader = csv::Reader::from_path(csv_path).map_err(bad)?;
+    let header = reader.headers().map_err(bad)?.clone();
+    let mut rows = Vec::new();
+    for record in reader.records() {
+        let record = record.map_err(bad)?;
+        let row: serde_json::Map<String, serde_json::Value> = header
+            .iter()
+            .zip(record.iter())
+            .map(|(k, v)| {
+                let value = v
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|x| x.is_finite())
+                    .and_then(serde_json::Number::from_f64)
+                    .map_or_else(
+                        || serde_json::Value::String(v.into()),
+                        serde_json::Value::Number,
+                    );
+                (k.to_string(), value)
+            })
+            .collect();
+        rows.push(serde_json::Value::Object(row));
+    }
+    let sidecar = fs::read_to_string(csv_path.with_extension("json"))
+        .ok()
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+        .unwrap_or(serde_json::Value::Null);
+    serde_json::to_string_pretty(&serde_json::json!({ "sidecar": sidecar, "rows": rows }))
+        .map_err(|e| BenchError::Other(format!("encoding JSON: {e}")))
 }
 
 /// The closing lines of every Markdown report: how to rerun it.

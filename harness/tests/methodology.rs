@@ -188,6 +188,12 @@ fn a_median_row_is_one_whole_round_and_the_sidecar_is_complete() {
     }
     assert_eq!(json["settings"]["rounds"], 3);
     assert_eq!(json["settings"]["warmup_s"], 0.01);
+    // FORMAT=json prints the same rows, numbers as numbers, with the sidecar.
+    let json_out: serde_json::Value =
+        serde_json::from_str(&walrus_harness::results_json(&out.files).unwrap()).unwrap();
+    assert_eq!(json_out["rows"].as_array().unwrap().len(), rows.len());
+    assert!(json_out["rows"][0]["ops_per_sec"].is_number());
+    assert_eq!(json_out["sidecar"]["git_commit"], json["git_commit"]);
     // The Markdown ends with the command that produced it.
     assert!(out.text.contains("Produced by `"), "{}", out.text);
 }
