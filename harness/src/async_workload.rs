@@ -238,6 +238,7 @@ mod tests {
             duration: Duration::from_millis(150),
             warmup: Duration::from_millis(20),
             rate: None,
+            count: None,
         }
     }
 

@@ -108,6 +108,7 @@ fn write_spec(settings: &Settings, threads: usize, batch_size: usize) -> WriteSp
         duration: settings.duration,
         warmup: settings.warmup,
         rate: settings.rate,
+        count: None,
     }
 }
 
@@ -498,6 +499,7 @@ fn run_scenarios(settings: &Settings, open: &OpenKind<'_>) -> Result<CommandOutp
                 duration: settings.write_duration,
                 warmup: settings.warmup,
                 rate: settings.rate,
+                count: None,
             };
             let read = ReadSpec {
                 threads: sc.threads,

@@ -39,6 +39,9 @@ impl Case {
     }
 }
 
+/// Longest a read case's populate may take before it stops short.
+const POPULATE_DEADLINE: std::time::Duration = std::time::Duration::from_secs(120);
+
 /// The matrix: writes for every fsync mode and thread count, one batch
 /// case (sync-each if listed: amortising fsyncs is what batching is for),
 /// and one read case (first interval schedule, most threads).
@@ -61,6 +64,7 @@ fn cases(settings: &Settings) -> Vec<Case> {
         duration: per_round,
         warmup,
         rate: settings.rate,
+        count: None,
     };
     let mut out = Vec::new();
     for &fsync in &settings.fsync {
@@ -116,9 +120,13 @@ fn cases(settings: &Settings) -> Vec<Case> {
         threads: max_threads,
         batch_size: 1,
         workload: Workload::Read {
+            // The same number of entries in every store (a time-based
+            // populate would leave a slow writer a small, memtable-resident
+            // set to read); the deadline only guards against a stuck store.
             write: WriteSpec {
                 topics: TopicMode::PerThread,
-                duration: per_round / 2,
+                duration: POPULATE_DEADLINE,
+                count: Some(settings.read_entries.div_ceil(max_threads as u64)),
                 ..spec(max_threads, 1)
             },
             read: ReadSpec {

@@ -163,6 +163,9 @@ pub struct Settings {
     pub async_writes: bool,
     /// Read cases close, drop the page cache and reopen before reading.
     pub cold_reads: bool,
+    /// Entries a `compare` read case populates in every store, over all
+    /// its threads (`READ_ENTRIES`, default 200,000).
+    pub read_entries: u64,
 }
 
 /// A malformed or contradictory setting; `Display` is one line naming it.
@@ -412,6 +415,19 @@ impl Settings {
             &["WALRUS_KEEP_DATA"],
         )?)?;
 
+        let read_entries = match env.get("READ_ENTRIES").filter(|v| !v.trim().is_empty()) {
+            Some(v) => v
+                .trim()
+                .replace('_', "")
+                .parse::<u64>()
+                .ok()
+                .filter(|n| *n > 0)
+                .ok_or_else(|| ConfigError {
+                    origin: format!("READ_ENTRIES={v}"),
+                    reason: "not a positive entry count".into(),
+                })?,
+            None => 200_000,
+        };
         let cold_reads = bool_setting(setting(
             "cold",
             &args.cold_reads,
@@ -448,6 +464,7 @@ impl Settings {
             keep_data,
             async_writes,
             cold_reads,
+            read_entries,
         })
     }
 }

@@ -179,7 +179,7 @@ pub fn git_commit() -> String {
 /// variables that were set, then the program and its arguments, so pasting
 /// it reruns the run.
 pub fn command_line() -> String {
-    const SHORTHANDS: [&str; 17] = [
+    const SHORTHANDS: [&str; 18] = [
         "STORE",
         "STORES",
         "FSYNC",
@@ -197,6 +197,7 @@ pub fn command_line() -> String {
         "COLD",
         "FORMAT",
         "ASYNC",
+        "READ_ENTRIES",
     ];
     let mut vars: Vec<String> = std::env::vars()
         .filter(|(k, _)| k.starts_with("WALRUS_") || SHORTHANDS.contains(&k.as_str()))
@@ -214,6 +215,8 @@ pub struct Sidecar<'a> {
     pub csv: String,
     pub command_line: String,
     pub git_commit: String,
+    /// The commit the binary was built from.
+    pub build_commit: &'static str,
     pub rustc: &'static str,
     pub profile: &'static str,
     pub host: &'a str,
@@ -245,6 +248,7 @@ pub struct SidecarSettings {
     pub data_dir: String,
     pub async_writes: bool,
     pub cold_reads: bool,
+    pub read_entries: u64,
     pub debug: String,
 }
 
@@ -268,6 +272,7 @@ impl SidecarSettings {
             data_dir: s.data_dir.display().to_string(),
             async_writes: s.async_writes,
             cold_reads: s.cold_reads,
+            read_entries: s.read_entries,
             debug: format!("{s:?}"),
         }
     }
@@ -312,6 +317,7 @@ pub fn write_sidecar(
         csv: csv_path.display().to_string(),
         command_line: command_line(),
         git_commit: git_commit(),
+        build_commit: env!("WALRUS_BUILD_COMMIT"),
         rustc: env!("WALRUS_BUILD_RUSTC"),
         profile: if cfg!(debug_assertions) {
             "debug"

@@ -58,6 +58,10 @@ pub struct WriteSpec {
     /// so a stall also counts against every call it delayed (the
     /// coordinated-omission correction). `None`: closed loop.
     pub rate: Option<f64>,
+    /// Stop each thread after this many entries (the phase then ends when
+    /// every thread has, or at `duration`, whichever is first): a read
+    /// case's populate writes the same amount to every store.
+    pub count: Option<u64>,
 }
 
 /// How the read phase calls the store.
@@ -189,6 +193,9 @@ fn timed_writes(
             .rate
             .map(|rate| OpenLoop::new(rate / spec.threads as f64));
         move || -> Result<Option<Op>, BenchError> {
+            if spec.count.is_some_and(|n| seq >= n) {
+                return Ok(None);
+            }
             for (k, slot) in buf.chunks_mut(spec.entry_size).enumerate() {
                 gen.fill(seq + k as u64, slot);
             }

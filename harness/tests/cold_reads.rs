@@ -29,6 +29,7 @@ fn cold_reads_reopen_the_store_or_skip_with_a_typed_error() {
         duration: Duration::from_millis(150),
         warmup: Duration::ZERO,
         rate: None,
+        count: None,
     };
     let workload = Workload::Read {
         write,

@@ -19,6 +19,7 @@ fn write(topics: TopicMode, batch_size: usize) -> WriteSpec {
         duration: Duration::from_millis(150),
         warmup: Duration::from_millis(30),
         rate: None,
+        count: None,
     }
 }
 

@@ -48,6 +48,7 @@ fn spec(rate: Option<f64>) -> WriteSpec {
         duration: Duration::from_millis(500),
         warmup: Duration::ZERO,
         rate,
+        count: None,
     }
 }
 

@@ -15,6 +15,7 @@ fn settings(command: Command, out: &Path, extra: &[(&str, &str)]) -> Settings {
     let mut env: HashMap<String, String> = [
         ("WALRUS_DURATION", "150ms"),
         ("WALRUS_QUIET", "1"),
+        ("READ_ENTRIES", "2000"),
         ("FSYNC", "no-fsync"),
         ("THREADS", "1,2"),
         ("ENTRY_SIZE", "100"),

@@ -16,6 +16,7 @@ fn write(threads: usize, batch_size: usize, topics: TopicMode) -> Workload {
         duration: SHORT,
         warmup: SHORT / 3,
         rate: None,
+        count: None,
     })
 }
 
