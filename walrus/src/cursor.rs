@@ -43,8 +43,8 @@
 
 use crate::crc::crc64;
 use crate::format::FORMAT_VERSION;
+use crate::group_commit::GroupSync;
 use crate::recovery::{move_to_lost_found, Dropped};
-use crate::segment::GroupSync;
 use crate::storage::{FileKind, OpenMode, Storage, StorageFile};
 use crate::store::{Error, Result, MAX_TOPIC_LEN};
 use parking_lot::{Mutex, RwLock, RwLockReadGuard};

@@ -24,12 +24,16 @@
 //! The [`store`] module holds the `LogStore` contract shared with the other
 //! stores of the workspace; it depends on nothing else in this crate.
 
+mod alloc;
 mod checkpoint;
 mod crc;
 mod cursor;
 mod engine;
 mod format;
+mod frames;
+mod group_commit;
 pub mod key;
+mod read;
 mod recovery;
 mod segment;
 mod storage;

@@ -606,8 +606,8 @@ fn scan_frames(
             }
             Err(e) => e.to_string(),
             // A frame too large to hold is checked in pieces from the file.
-            Ok(h) if h.len > crate::topic::LARGE_FRAME_BYTES => {
-                match crate::topic::check_large_frame(segment, off, &h)? {
+            Ok(h) if h.len > crate::frames::LARGE_FRAME_BYTES => {
+                match crate::frames::check_large_frame(segment, off, &h)? {
                     Err(reason) => reason,
                     Ok(_) if h.first_seq != seq => {
                         format!("frame holds entry {} where {seq} was expected", h.first_seq)

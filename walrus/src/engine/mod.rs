@@ -1,0 +1,305 @@
+//! The Walrus instance: [`Walrus`] and the state its modules share
+//! ([`Inner`]). Each job is a module of its own:
+//!
+//! - `builder`: [`WalrusBuilder`], the settings and their validation;
+//! - `open`: the directory lock, recovery, and cursor reconciliation;
+//! - `write`: appends (frames written, extents allocated);
+//! - `pending`: the public group-commit API ([`PendingWrite`],
+//!   [`SegmentSync`], [`SyncLead`]);
+//! - `read`: reads and cursor persistence;
+//! - `flush`: sync rounds and running recovery checkpoints;
+//! - `background`: the background thread and segment reclamation.
+
+mod background;
+mod builder;
+mod flush;
+mod open;
+mod pending;
+mod read;
+mod write;
+
+pub use builder::WalrusBuilder;
+pub use pending::{PendingWrite, SegmentSync, SyncLead};
+
+use crate::alloc::Allocator;
+use crate::cursor::CursorStore;
+use crate::recovery::RecoveryReport;
+use crate::segment::Segment;
+use crate::storage::Storage;
+use crate::store::{
+    validate_topic, Entry, Error, FsyncSchedule, LogStore, ReadConsistency, Result,
+    MAX_BATCH_ENTRIES,
+};
+use crate::topic::Topic;
+use background::{Background, Signal};
+use parking_lot::{Mutex, RwLock};
+use std::collections::{BTreeMap, HashMap};
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+
+/// A topic-based write-ahead log. See the crate docs and `docs/format.md`.
+pub struct Walrus {
+    inner: Arc<Inner>,
+    background: Option<Background>,
+    /// Set by `simulate_crash`: drop without the clean-close work.
+    crashed: bool,
+}
+
+struct Inner {
+    dir: PathBuf,
+    storage: Arc<dyn Storage>,
+    consistency: ReadConsistency,
+    fsync: FsyncSchedule,
+    block_bytes: u64,
+    max_frame_bytes: u64,
+    topics: RwLock<HashMap<String, Arc<Topic>>>,
+    alloc: Mutex<Allocator>,
+    segments: Mutex<BTreeMap<u64, Arc<Segment>>>,
+    cursors: CursorStore,
+    /// Extent bytes allocated since the last running checkpoint.
+    since_checkpoint: AtomicU64,
+    checkpoint_every: u64,
+    /// Held while a checkpoint is taken and written (one file, one writer).
+    checkpointing: Mutex<()>,
+    signal: Signal,
+    failed: AtomicBool,
+    failure: Mutex<Option<String>>,
+    report: RecoveryReport,
+    _lock: Option<File>,
+}
+
+/// A topic's position: entries `next_to_read..next_to_append` are unconsumed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TopicInfo {
+    /// Sequence number the next consuming read returns.
+    pub next_to_read: u64,
+    /// Sequence number the next append gets.
+    pub next_to_append: u64,
+}
+
+impl Walrus {
+    /// Opens the default instance (`WALRUS_DATA_DIR`, default `./wal_files`)
+    /// with `StrictlyAtOnce` reads and a 200 ms fsync schedule.
+    pub fn new() -> Result<Walrus> {
+        Walrus::builder().from_env()?.open()
+    }
+
+    pub fn with_consistency(consistency: ReadConsistency) -> Result<Walrus> {
+        Walrus::builder()
+            .from_env()?
+            .consistency(consistency)
+            .open()
+    }
+
+    pub fn with_consistency_and_schedule(
+        consistency: ReadConsistency,
+        fsync: FsyncSchedule,
+    ) -> Result<Walrus> {
+        Walrus::builder()
+            .from_env()?
+            .consistency(consistency)
+            .fsync(fsync)
+            .open()
+    }
+
+    /// Opens the instance named `key` (any non-empty UTF-8 string; see
+    /// [`crate::key`] for the directory it maps to) with the defaults of
+    /// [`Walrus::new`].
+    pub fn new_for_key(key: &str) -> Result<Walrus> {
+        Walrus::builder().from_env()?.instance_key(key).open()
+    }
+
+    pub fn with_consistency_for_key(key: &str, consistency: ReadConsistency) -> Result<Walrus> {
+        Walrus::builder()
+            .from_env()?
+            .instance_key(key)
+            .consistency(consistency)
+            .open()
+    }
+
+    pub fn with_consistency_and_schedule_for_key(
+        key: &str,
+        consistency: ReadConsistency,
+        fsync: FsyncSchedule,
+    ) -> Result<Walrus> {
+        Walrus::builder()
+            .from_env()?
+            .instance_key(key)
+            .consistency(consistency)
+            .fsync(fsync)
+            .open()
+    }
+
+    pub fn builder() -> WalrusBuilder {
+        WalrusBuilder::default()
+    }
+
+    /// What recovery found at open, including everything it dropped.
+    pub fn recovery_report(&self) -> &RecoveryReport {
+        &self.inner.report
+    }
+
+    /// Names of every topic this instance knows, sorted.
+    pub fn topics(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.inner.topics.read().keys().cloned().collect();
+        names.sort();
+        names
+    }
+
+    /// Where a topic's cursor and tail are; `None` for an unknown topic.
+    pub fn topic_info(&self, topic: &str) -> Option<TopicInfo> {
+        self.inner.topic_info(topic)
+    }
+
+    /// The read consistency the instance was opened with.
+    pub fn consistency(&self) -> ReadConsistency {
+        self.inner.consistency
+    }
+
+    /// The instance directory (data directory joined with the instance key).
+    pub fn dir(&self) -> &Path {
+        &self.inner.dir
+    }
+
+    pub fn append_for_topic(&self, topic: &str, payload: &[u8]) -> Result<()> {
+        self.append_pending(topic, &[payload])?.wait()
+    }
+
+    /// Appends up to 2,000 entries atomically: after a crash all or none are
+    /// there. An empty batch writes nothing and succeeds, as in walrus-rust.
+    pub fn batch_append_for_topic(&self, topic: &str, payloads: &[&[u8]]) -> Result<()> {
+        if payloads.is_empty() {
+            return validate_topic(topic);
+        }
+        self.append_pending(topic, payloads)?.wait()
+    }
+
+    /// The first half of an append (one entry, or a batch of up to 2,000
+    /// entries kept atomic): writes the frame and returns without waiting
+    /// for the fsync that `SyncEach` needs. The entries are readable at once
+    /// and survive a process crash; they are acknowledged (durable as the
+    /// schedule promises) only once the returned [`PendingWrite`] is. The
+    /// blocking appends are `append_pending(..)?.wait()`.
+    pub fn append_pending(&self, topic: &str, payloads: &[&[u8]]) -> Result<PendingWrite> {
+        let written = self.inner.write(topic, payloads)?;
+        let sync = (self.inner.fsync == FsyncSchedule::SyncEach).then(|| SegmentSync {
+            inner: self.inner.clone(),
+            segment: written.segment,
+        });
+        Ok(PendingWrite {
+            sync,
+            ticket: written.ticket,
+            publication: written.publication,
+        })
+    }
+
+    pub fn read_next(&self, topic: &str, checkpoint: bool) -> Result<Option<Entry>> {
+        Ok(self.inner.read(topic, usize::MAX, 1, checkpoint)?.pop())
+    }
+
+    /// Reads entries totalling at most `max_bytes` of payload, but at least
+    /// one when one is available, and at most [`MAX_BATCH_ENTRIES`] (2,000,
+    /// walrus-rust's documented cap) in one call.
+    pub fn batch_read_for_topic(
+        &self,
+        topic: &str,
+        max_bytes: usize,
+        checkpoint: bool,
+    ) -> Result<Vec<Entry>> {
+        self.inner
+            .read(topic, max_bytes, MAX_BATCH_ENTRIES, checkpoint)
+    }
+
+    /// Makes every acknowledged append durable.
+    pub fn sync(&self) -> Result<()> {
+        self.inner.sync_round()
+    }
+}
+
+impl Walrus {
+    /// Closes the instance the way a crash of the process would: no final
+    /// flush, no cursor persistence; only the directory lock is released so
+    /// the test can reopen at once. What the OS page cache holds survives, as
+    /// it does when a process is killed.
+    #[cfg(feature = "test-support")]
+    pub fn simulate_crash(mut self) {
+        self.crashed = true;
+    }
+}
+
+impl Drop for Walrus {
+    fn drop(&mut self) {
+        if let Some(background) = self.background.take() {
+            background.stop(!self.crashed);
+        }
+        if self.crashed {
+            return;
+        }
+        if let Err(e) = self.inner.persist_pending_cursors() {
+            tracing::warn!("walrus: persisting cursors at close failed: {e}");
+        }
+        if let Err(e) = self.inner.checkpoint() {
+            tracing::warn!("walrus: no recovery checkpoint at close ({e}); the next open scans");
+        }
+    }
+}
+
+impl LogStore for Walrus {
+    fn name(&self) -> &str {
+        "walrus"
+    }
+
+    fn append(&self, topic: &str, payload: &[u8]) -> Result<()> {
+        self.append_for_topic(topic, payload)
+    }
+
+    fn batch_append(&self, topic: &str, payloads: &[&[u8]]) -> Result<()> {
+        self.batch_append_for_topic(topic, payloads)
+    }
+
+    fn read_next(&self, topic: &str, checkpoint: bool) -> Result<Option<Entry>> {
+        Walrus::read_next(self, topic, checkpoint)
+    }
+
+    fn batch_read(&self, topic: &str, max_bytes: usize, checkpoint: bool) -> Result<Vec<Entry>> {
+        self.batch_read_for_topic(topic, max_bytes, checkpoint)
+    }
+
+    fn sync(&self) -> Result<()> {
+        Walrus::sync(self)
+    }
+}
+
+impl Inner {
+    fn check_writable(&self) -> Result<()> {
+        if self.failed.load(Ordering::Acquire) {
+            let reason = self.failure.lock().clone().unwrap_or_default();
+            return Err(Error::Failed(reason));
+        }
+        Ok(())
+    }
+
+    /// Refuses all later writes: the data an fsync failed to persist cannot
+    /// be assumed durable, and a retried fsync may falsely succeed.
+    fn fail(&self, error: Error) -> Error {
+        let mut failure = self.failure.lock();
+        failure.get_or_insert_with(|| error.to_string());
+        self.failed.store(true, Ordering::Release);
+        tracing::error!("walrus: refusing further writes: {error}");
+        error
+    }
+
+    fn topic(&self, name: &str) -> Result<Arc<Topic>> {
+        if let Some(t) = self.topics.read().get(name) {
+            return Ok(t.clone());
+        }
+        validate_topic(name)?;
+        let mut topics = self.topics.write();
+        let topic = topics
+            .entry(name.to_owned())
+            .or_insert_with(|| Arc::new(Topic::new(name.to_owned(), Default::default(), 0, 0, 0)));
+        Ok(topic.clone())
+    }
+}

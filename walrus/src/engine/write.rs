@@ -1,0 +1,213 @@
+//! The write path: an append's validation, its frame written at the tail
+//! of the topic's current extent (under the topic's writer mutex), and the
+//! allocation of a fresh extent when the current one is full.
+
+use super::pending::Publication;
+use super::Inner;
+use crate::format::{align_up, encode_frame, frame_len, BlockHeader, ALIGN};
+use crate::segment::{Segment, EXTENT_UNIT};
+use crate::storage::StorageFile;
+use crate::store::{validate_batch_len, validate_topic, Error, FsyncSchedule, Result};
+use crate::topic::{Block, Mark, Topic, Writer};
+use std::sync::Arc;
+
+/// What the write step of an append leaves for the durability step.
+pub(super) struct Written {
+    pub(super) segment: Arc<Segment>,
+    pub(super) ticket: u64,
+    /// `SyncEach`: what to make readable once durable.
+    pub(super) publication: Option<Publication>,
+}
+
+/// Frames up to this size are encoded into the writer's buffer and written
+/// with one call; larger ones are written from the caller's payloads in
+/// place, so appending a 1 GiB entry never holds a second copy of it.
+const STREAMED_FRAME_BYTES: u64 = 1 << 20;
+const STREAMED_PIECE_BYTES: usize = 4 << 20;
+
+/// Writes a frame at `off` as its head (encoded into `buf`), then each
+/// payload where it belongs, then the zero padding.
+fn write_streamed_frame(
+    file: &dyn StorageFile,
+    buf: &mut Vec<u8>,
+    off: u64,
+    first_seq: u64,
+    payloads: &[&[u8]],
+) -> std::io::Result<()> {
+    let len = crate::format::encode_frame_head(buf, first_seq, payloads);
+    file.write_all_at(buf, off)?;
+    let mut at = off + buf.len() as u64;
+    for payload in payloads {
+        // In pieces, each evicted once written: on the mmap backend the
+        // mapped pages of a 1 GiB entry do not all stay in the process.
+        // (The data stays dirty in the page cache; syncs write it as usual.)
+        for piece in payload.chunks(STREAMED_PIECE_BYTES) {
+            file.write_all_at(piece, at)?;
+            file.evict(at, piece.len() as u64);
+            at += piece.len() as u64;
+        }
+    }
+    debug_assert_eq!(at, off + len, "frame length as computed");
+    let padding = (align_up(len, ALIGN) - len) as usize;
+    file.write_all_at(&[0u8; ALIGN as usize][..padding], at)
+}
+
+impl Inner {
+    /// The write step of an append: validates, encodes the frame and writes
+    /// it under the topic's writer lock. Readers see the entries when this
+    /// returns; the caller decides how to wait for durability.
+    pub(super) fn write(&self, topic_name: &str, payloads: &[&[u8]]) -> Result<Written> {
+        validate_topic(topic_name)?;
+        validate_batch_len(payloads.len())?;
+        let len = frame_len(payloads.iter().map(|p| p.len()));
+        self.check_frame_len(len, payloads)?;
+        self.check_writable()?;
+        let topic = self.topic(topic_name)?;
+        let mut w = topic.writer.lock();
+        let need = align_up(len, ALIGN);
+        let block = match &w.block {
+            Some(b) if b.room() >= need => b.clone(),
+            _ => self.new_block(&topic, &mut w, need)?,
+        };
+        let at = block.written();
+        debug_assert!(block.room() >= need, "the frame fits its extent");
+        let first_seq = w.next_seq;
+        if let Err(e) = write_frame(&block, &mut w.buf, at.off, need, first_seq, payloads) {
+            // The extent's tail may now hold a partial frame: never write
+            // after it again.
+            w.block = None;
+            self.retire_block(&mut w, block.clone());
+            return Err(Error::io(
+                format!("appending to {}", block.segment.path.display()),
+                e,
+            ));
+        }
+        Ok(self.record_written(&mut w, block, at.off + need, payloads.len() as u64))
+    }
+
+    /// Refuses a frame of `len` bytes larger than any extent can hold.
+    fn check_frame_len(&self, len: u64, payloads: &[&[u8]]) -> Result<()> {
+        if len <= self.max_frame_bytes {
+            return Ok(());
+        }
+        let biggest = payloads.iter().map(|p| p.len()).max().unwrap_or(0) as u64;
+        Err(if payloads.len() == 1 || biggest > self.max_frame_bytes {
+            Error::EntryTooLarge {
+                size: biggest,
+                max: self.max_frame_bytes - frame_len([0]),
+            }
+        } else {
+            Error::InvalidBatch {
+                reason: format!(
+                    "batch frame of {len} bytes exceeds the limit of {}",
+                    self.max_frame_bytes
+                ),
+            }
+        })
+    }
+
+    /// Records a frame of `entries` entries written up to `end`: the
+    /// topic's next sequence number, the block's written mark, the ticket
+    /// its durability waits for, and (`SyncEach`) what to publish then.
+    fn record_written(&self, w: &mut Writer, block: Arc<Block>, end: u64, entries: u64) -> Written {
+        let sync_each = self.fsync == FsyncSchedule::SyncEach;
+        debug_assert!(end > block.written().off, "a frame moves the mark forward");
+        w.next_seq += entries;
+        let mark = Mark {
+            off: end,
+            seq: w.next_seq,
+        };
+        // The ticket is taken before the frame is recorded: a checkpoint
+        // that sees the frame then also finds it counted, so the sync it
+        // runs before vouching covers the frame.
+        let ticket = block.segment.sync.note_write();
+        block.record_write(mark, ticket, !sync_each);
+        let publication = sync_each.then(|| {
+            w.behind.retain(|b| !b.fully_readable());
+            Publication {
+                block: block.clone(),
+                mark,
+                behind: w.behind.clone(),
+            }
+        });
+        Written {
+            segment: block.segment.clone(),
+            ticket,
+            publication,
+        }
+    }
+
+    /// The writer is done with `block`: no frame is written there again.
+    /// Under `SyncEach` a block whose last frames are not readable yet is
+    /// kept in `behind`, so that later appends wait for them.
+    pub(super) fn retire_block(&self, w: &mut Writer, block: Arc<Block>) {
+        block.seal();
+        // The writer is done with it; readers fault back what they need.
+        block.evict();
+        if self.fsync == FsyncSchedule::SyncEach && !block.fully_readable() {
+            w.behind.push(block);
+        }
+    }
+
+    /// Gives the topic a fresh extent with room for a frame of `need` bytes.
+    pub(super) fn new_block(&self, topic: &Topic, w: &mut Writer, need: u64) -> Result<Arc<Block>> {
+        let data_offset = BlockHeader::data_offset(topic.name.len());
+        let extent_len = self
+            .block_bytes
+            .max(align_up(data_offset + need, EXTENT_UNIT));
+        let header = BlockHeader {
+            topic: topic.name.clone(),
+            extent_len,
+            block_seq: w.next_block_seq,
+            first_entry_seq: w.next_seq,
+        };
+        let mut deletable = None;
+        let extent = self.alloc.lock().allocate(
+            &*self.storage,
+            &self.dir,
+            &header,
+            |segment| {
+                self.segments.lock().insert(segment.id, segment.clone());
+            },
+            |segment| deletable = Some(segment),
+        )?;
+        if let Some(segment) = deletable {
+            self.delete_segment(&segment);
+        }
+        let start = extent.start;
+        let block = Arc::new(Block::new(
+            extent.segment,
+            start + data_offset,
+            start + extent_len,
+            w.next_block_seq,
+            w.next_seq,
+        ));
+        w.next_block_seq += 1;
+        topic.blocks.write().push_back(block.clone());
+        self.count_toward_checkpoint(extent_len);
+        if let Some(old) = w.block.replace(block.clone()) {
+            self.retire_block(w, old);
+        }
+        Ok(block)
+    }
+}
+
+/// Writes the frame of `payloads` (first entry `first_seq`, `need` bytes
+/// padded) at `off` in `block`'s segment: encoded into `buf` and written
+/// with one call, or streamed from the payloads when large.
+fn write_frame(
+    block: &Block,
+    buf: &mut Vec<u8>,
+    off: u64,
+    need: u64,
+    first_seq: u64,
+    payloads: &[&[u8]],
+) -> std::io::Result<()> {
+    if need <= STREAMED_FRAME_BYTES {
+        encode_frame(buf, first_seq, payloads);
+        assert_eq!(buf.len() as u64, need, "frame length as computed");
+        block.segment.file.write_all_at(buf, off)
+    } else {
+        write_streamed_frame(&*block.segment.file, buf, off, first_seq, payloads)
+    }
+}
