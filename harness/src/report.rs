@@ -200,7 +200,12 @@ pub fn command_line() -> String {
         "READ_ENTRIES",
     ];
     let mut vars: Vec<String> = std::env::vars()
-        .filter(|(k, _)| k.starts_with("WALRUS_") || SHORTHANDS.contains(&k.as_str()))
+        .filter(|(k, _)| {
+            // WALRUS_BUILD_* are cargo's build-script variables, which
+            // `cargo run` passes on; they are not settings.
+            (k.starts_with("WALRUS_") && !k.starts_with("WALRUS_BUILD_"))
+                || SHORTHANDS.contains(&k.as_str())
+        })
         .map(|(k, v)| format!("{k}={v}"))
         .collect();
     vars.sort();
