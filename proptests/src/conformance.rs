@@ -1048,7 +1048,12 @@ pub fn payloads_larger_than_a_segment(factory: Factory) {
     }
     let store = open(factory, tmp.path(), STRICT);
     expect_entry(store.read_next("t", true).unwrap(), 0, b"before", "before");
-    expect_entry(store.read_next("t", true).unwrap(), 1, &big, "the 65 MiB entry");
+    expect_entry(
+        store.read_next("t", true).unwrap(),
+        1,
+        &big,
+        "the 65 MiB entry",
+    );
     let mut next = 2u64;
     while next < 2 + batch.len() as u64 {
         let got = store.batch_read("t", 9 * mib, true).unwrap();

@@ -20,7 +20,9 @@ fn main() -> walrus_wal::Result<()> {
     let wal = Walrus::builder()
         .data_dir(&dir)
         .backend(backend)
-        .consistency(ReadConsistency::AtLeastOnce { persist_every: 1_000 })
+        .consistency(ReadConsistency::AtLeastOnce {
+            persist_every: 1_000,
+        })
         .fsync(FsyncSchedule::NoFsync)
         .quiet(true)
         .open()?;
