@@ -81,6 +81,20 @@ impl Allocator {
         }
         let (segment, next) = self.current.as_mut().expect("a current segment");
         let start = *next;
+        // An extent past the end would write another segment's worth of
+        // data beyond the file the header describes: checked in every build.
+        assert!(
+            start + len <= segment.size_bytes,
+            "extent [{start}, {}) past the end of a {}-byte segment",
+            start + len,
+            segment.size_bytes
+        );
+        debug_assert!(
+            start.is_multiple_of(EXTENT_UNIT)
+                && len.is_multiple_of(EXTENT_UNIT)
+                && start >= EXTENT_UNIT,
+            "extents lie on extent units, after the segment header's unit"
+        );
         let bytes = header.encode();
         let io = |e| {
             Error::io(

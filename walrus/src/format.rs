@@ -243,6 +243,31 @@ pub fn encode_frame(out: &mut Vec<u8>, first_seq: u64, payloads: &[&[u8]]) {
     let crc = crc64(&[&out[8..]]);
     out[0..8].copy_from_slice(&crc.to_le_bytes());
     out.resize(align_up(len, ALIGN) as usize, 0);
+    #[cfg(debug_assertions)]
+    check_encoded_frame(out, first_seq, payloads);
+}
+
+/// Debug builds: decodes a frame just encoded and checks it holds exactly
+/// what was given, so that the encoder and the decoder cannot drift apart
+/// unnoticed.
+#[cfg(debug_assertions)]
+fn check_encoded_frame(out: &[u8], first_seq: u64, payloads: &[&[u8]]) {
+    let h = FrameHeader::decode(out, out.len() as u64).expect("an encoded frame decodes");
+    assert_eq!(
+        (h.count, h.first_seq),
+        (payloads.len(), first_seq),
+        "frame header as encoded"
+    );
+    assert_eq!(align_up(h.len, ALIGN), out.len() as u64, "frame length");
+    assert_eq!(h.crc, crc64(&[&out[8..h.len as usize]]), "frame checksum");
+    let mut at = FRAME_HEADER_LEN + 4 * payloads.len();
+    for (i, p) in payloads.iter().enumerate() {
+        let len_at = FRAME_HEADER_LEN + 4 * i;
+        let len = u32::from_le_bytes(out[len_at..len_at + 4].try_into().unwrap()) as usize;
+        assert_eq!(&out[at..at + len], *p, "payload {i} as encoded");
+        at += len;
+    }
+    assert_eq!(at as u64, h.len, "payloads fill the frame");
 }
 
 /// Encodes the head of a frame (header and payload lengths) into `out`

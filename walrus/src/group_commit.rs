@@ -63,6 +63,7 @@ impl GroupSync {
     /// Call after a write has completed; the ticket names it.
     pub fn note_write(&self) -> u64 {
         let ticket = self.written.fetch_add(1, Ordering::SeqCst) + 1;
+        debug_assert!(ticket > 0, "tickets start at 1 and never wrap");
         let want = self.gather_want.load(Ordering::SeqCst);
         if want != 0 && ticket.saturating_sub(self.synced.load(Ordering::Acquire)) >= want {
             let _lock = self.gather_lock.lock();
@@ -145,6 +146,10 @@ impl GroupSync {
     /// Ends the sync a leader started: records what a successful sync
     /// covered, or that the file failed, and wakes the waiters.
     pub fn finish(&self, target: u64, ok: bool) {
+        debug_assert!(
+            target <= self.written.load(Ordering::Acquire),
+            "a sync target beyond the writes counted"
+        );
         let mut in_progress = self.in_progress.lock();
         *in_progress = false;
         if ok {

@@ -78,7 +78,9 @@ impl Segment {
     #[must_use]
     pub fn release_block(&self) -> bool {
         let before = self.live_blocks.fetch_sub(1, Ordering::AcqRel);
-        debug_assert!(before & !SEALED != 0, "more extents released than added");
+        // A release past zero would wrap the count and let a segment that
+        // still holds live extents be deleted: checked in every build.
+        assert!(before & !SEALED != 0, "more extents released than added");
         before == SEALED | 1 && self.claim_deletion()
     }
 

@@ -73,6 +73,11 @@ impl Block {
             data_start <= end && end - data_start <= MAX_EXTENT_BYTES,
             "extent [{data_start}, {end}) too large for a mark"
         );
+        debug_assert!(
+            end <= segment.size_bytes,
+            "extent ends at {end}, past its {}-byte segment",
+            segment.size_bytes
+        );
         Block {
             segment,
             data_start,
@@ -230,6 +235,12 @@ impl Topic {
         next_block_seq: u64,
         cursor: u64,
     ) -> Topic {
+        debug_assert!(next_seq >= cursor, "the cursor is never past the tail");
+        debug_assert!(
+            blocks.front().is_none_or(|b| b.first_seq <= cursor)
+                && blocks.back().is_none_or(|b| b.first_seq <= next_seq),
+            "the chain holds the cursor's entry and ends at the tail"
+        );
         Topic {
             name,
             writer: Mutex::new(Writer {

@@ -28,6 +28,10 @@ impl Inner {
                 // mark is one atomic, so its offset and entry agree.
                 let sealed = block.is_sealed();
                 let end = block.written();
+                debug_assert!(
+                    end.seq >= block.first_seq && end.off <= block.end,
+                    "a written mark lies inside its extent"
+                );
                 let vouched = crate::checkpoint::Vouched {
                     end_off: end.off,
                     end_seq: end.seq,

@@ -175,6 +175,10 @@ impl Inner {
             self.delete_segment(&segment);
         }
         let start = extent.start;
+        debug_assert!(
+            data_offset + need <= extent_len,
+            "the new extent holds its header and the frame"
+        );
         let block = Arc::new(Block::new(
             extent.segment,
             start + data_offset,
