@@ -3,6 +3,7 @@
 
 use super::Inner;
 use crate::segment::Segment;
+use crate::store::{Error, Result};
 use crate::topic::Topic;
 use parking_lot::{Condvar, Mutex};
 use std::sync::Arc;
@@ -85,7 +86,8 @@ pub(super) struct Signal {
 
 pub(super) struct Background {
     inner: Arc<Inner>,
-    handle: JoinHandle<()>,
+    /// The thread's result: that of its last flush when stopped with one.
+    handle: JoinHandle<Result<()>>,
 }
 
 impl Background {
@@ -100,7 +102,7 @@ impl Background {
         Ok(Background { inner, handle })
     }
 
-    fn run(inner: &Inner, interval: Option<Duration>) {
+    fn run(inner: &Inner, interval: Option<Duration>) -> Result<()> {
         // When the next sync round is due (never without an interval). Other
         // wake-ups (deletions, checkpoint requests) do not move it, so they
         // add no sync rounds to the schedule.
@@ -125,7 +127,7 @@ impl Background {
                 )
             };
             if stop == Stop::Now {
-                return;
+                return Ok(());
             }
             for segment in reclaim {
                 inner.reclaim(segment);
@@ -140,21 +142,23 @@ impl Background {
             } else {
                 Ok(())
             };
-            if let Err(e) = round {
+            if let Err(e) = &round {
                 tracing::error!("walrus background thread: {e}");
             }
             if stop == Stop::Flush {
-                return;
+                return round;
             }
         }
     }
 
-    /// Stops the thread, after one last flush if `flush`.
-    pub(super) fn stop(self, flush: bool) {
+    /// Stops the thread, after one last flush if `flush`; returns that
+    /// flush's outcome.
+    pub(super) fn stop(self, flush: bool) -> Result<()> {
         self.inner.signal.state.lock().stop = if flush { Stop::Flush } else { Stop::Now };
         self.inner.signal.wake.notify_all();
-        if self.handle.join().is_err() {
+        self.handle.join().unwrap_or_else(|_| {
             tracing::error!("walrus background thread panicked");
-        }
+            Err(Error::Failed("the background thread panicked".into()))
+        })
     }
 }

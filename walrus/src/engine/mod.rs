@@ -86,6 +86,8 @@ impl Walrus {
         Walrus::builder().from_env()?.open()
     }
 
+    /// Opens the default instance with `consistency` reads, and the other
+    /// defaults of [`Walrus::new`].
     pub fn with_consistency(consistency: ReadConsistency) -> Result<Walrus> {
         Walrus::builder()
             .from_env()?
@@ -93,6 +95,8 @@ impl Walrus {
             .open()
     }
 
+    /// Opens the default instance with `consistency` reads and the `fsync`
+    /// schedule.
     pub fn with_consistency_and_schedule(
         consistency: ReadConsistency,
         fsync: FsyncSchedule,
@@ -111,6 +115,7 @@ impl Walrus {
         Walrus::builder().from_env()?.instance_key(key).open()
     }
 
+    /// Opens the instance named `key` with `consistency` reads.
     pub fn with_consistency_for_key(key: &str, consistency: ReadConsistency) -> Result<Walrus> {
         Walrus::builder()
             .from_env()?
@@ -119,6 +124,8 @@ impl Walrus {
             .open()
     }
 
+    /// Opens the instance named `key` with `consistency` reads and the
+    /// `fsync` schedule.
     pub fn with_consistency_and_schedule_for_key(
         key: &str,
         consistency: ReadConsistency,
@@ -132,6 +139,8 @@ impl Walrus {
             .open()
     }
 
+    /// A builder with every setting at its default, reading no
+    /// environment variable.
     pub fn builder() -> WalrusBuilder {
         WalrusBuilder::default()
     }
@@ -163,6 +172,8 @@ impl Walrus {
         &self.inner.dir
     }
 
+    /// Appends one entry, and returns once it is acknowledged (durable as
+    /// the fsync schedule promises).
     pub fn append_for_topic(&self, topic: &str, payload: &[u8]) -> Result<()> {
         self.append_pending(topic, &[payload])?.wait()
     }
@@ -195,6 +206,10 @@ impl Walrus {
         })
     }
 
+    /// Returns the entry at the topic's cursor, `None` when there is none
+    /// yet. With `checkpoint` the read consumes it: the cursor moves past
+    /// it and is persisted as the consistency mode asks; without, the
+    /// cursor stays.
     pub fn read_next(&self, topic: &str, checkpoint: bool) -> Result<Option<Entry>> {
         Ok(self.inner.read(topic, usize::MAX, 1, checkpoint)?.pop())
     }
@@ -229,20 +244,45 @@ impl Walrus {
     }
 }
 
-impl Drop for Walrus {
-    fn drop(&mut self) {
-        if let Some(background) = self.background.take() {
-            background.stop(!self.crashed);
-        }
+impl Walrus {
+    /// Closes the instance, reporting what dropping it only logs: a failed
+    /// final flush (`Milliseconds`), cursor persist or recovery checkpoint.
+    /// Every step runs even when an earlier one failed; the first error is
+    /// returned. Appends acknowledged before a failed close are as durable
+    /// as the schedule promised, no more: call [`Walrus::sync`] first to
+    /// know that they all are.
+    pub fn close(mut self) -> Result<()> {
+        self.shut_down()
+    }
+
+    /// The clean-close work, done once (by `close` or by `Drop`): stops the
+    /// background thread after its last flush, persists the cursors of
+    /// consumed but unpersisted entries, and writes a last recovery
+    /// checkpoint. Each failure is logged too.
+    fn shut_down(&mut self) -> Result<()> {
+        let flushed = match self.background.take() {
+            Some(background) => background.stop(!self.crashed),
+            None => return Ok(()),
+        };
         if self.crashed {
-            return;
+            return Ok(());
         }
-        if let Err(e) = self.inner.persist_pending_cursors() {
+        let cursors = self.inner.persist_pending_cursors();
+        if let Err(e) = &cursors {
             tracing::warn!("walrus: persisting cursors at close failed: {e}");
         }
-        if let Err(e) = self.inner.checkpoint() {
+        let checkpoint = self.inner.checkpoint();
+        if let Err(e) = &checkpoint {
             tracing::warn!("walrus: no recovery checkpoint at close ({e}); the next open scans");
         }
+        flushed.and(cursors).and(checkpoint)
+    }
+}
+
+impl Drop for Walrus {
+    fn drop(&mut self) {
+        // Failures are logged by `shut_down`; `close` is how to learn them.
+        let _ = self.shut_down();
     }
 }
 
