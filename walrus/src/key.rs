@@ -5,7 +5,7 @@
 //! onto the names it produces, so two keys never share a directory and every
 //! directory name decodes back to its key:
 //!
-//! - The key's bytes are cut into pieces of [`PIECE_BYTES`]; each piece
+//! - The key's bytes are cut into pieces of `PIECE_BYTES`; each piece
 //!   becomes one path component, so a long key stays under every
 //!   filesystem's 255-byte name limit.
 //! - Within a piece, `[a-z0-9_-]` and `.` (except as the piece's first

@@ -25,10 +25,12 @@ const DEAD_BLOCK_MAGIC: [u8; 4] = *b"WDED";
 /// What recovery found and what it had to drop.
 #[derive(Clone, Debug, Default)]
 pub struct RecoveryReport {
+    /// Segment files opened.
     pub segments: usize,
     /// Extents whose frames were (wholly or partly) not re-read because a
     /// recovery checkpoint vouched for them.
     pub checkpointed_extents: usize,
+    /// Topics with entries recovered.
     pub topics: usize,
     /// Entries recovered (consumed ones included, until their space is reclaimed).
     pub entries: u64,
@@ -41,7 +43,7 @@ pub struct RecoveryReport {
     /// from older records (or restart at the oldest entry), so consumed
     /// entries may be delivered again. See docs/guarantees.md.
     pub cursor_damage: Vec<Dropped>,
-    /// Files moved into [`LOST_FOUND`] (inside the instance directory)
+    /// Files moved into `LOST_FOUND` (inside the instance directory)
     /// instead of being deleted, where they are now.
     pub moved: Vec<PathBuf>,
 }
@@ -84,9 +86,13 @@ pub(crate) fn move_to_lost_found(
 /// One stretch of a file that recovery did not accept.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Dropped {
+    /// The file the stretch is in.
     pub file: PathBuf,
+    /// Where the stretch starts.
     pub offset: u64,
+    /// The topic it belonged to, when known.
     pub topic: Option<String>,
+    /// Why it was not accepted.
     pub reason: String,
 }
 

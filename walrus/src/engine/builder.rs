@@ -82,16 +82,19 @@ impl WalrusBuilder {
         self
     }
 
+    /// When consumed positions are persisted (default `StrictlyAtOnce`).
     pub fn consistency(mut self, consistency: ReadConsistency) -> Self {
         self.consistency = consistency;
         self
     }
 
+    /// When appends are made durable (default `Milliseconds(200)`).
     pub fn fsync(mut self, fsync: FsyncSchedule) -> Self {
         self.fsync = fsync;
         self
     }
 
+    /// The storage backend (default [`Backend::Fd`]).
     pub fn backend(mut self, backend: Backend) -> Self {
         self.backend = backend;
         self
@@ -147,6 +150,8 @@ impl WalrusBuilder {
         Ok(self)
     }
 
+    /// Opens the instance: takes the directory lock, recovers, and starts
+    /// the background thread.
     pub fn open(self) -> Result<Walrus> {
         Walrus::open(self)
     }

@@ -11,7 +11,7 @@ use std::os::fd::BorrowedFd;
 use std::sync::Arc;
 
 /// An append that is written but may not be durable yet: returned by
-/// [`Walrus::append_pending`]. Dropping it does not undo the write; the
+/// [`Walrus::append_pending`](crate::Walrus::append_pending). Dropping it does not undo the write; the
 /// entries stay in the log and a later sync makes them durable, but the
 /// append was never acknowledged.
 ///

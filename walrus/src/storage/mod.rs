@@ -24,7 +24,10 @@ use std::sync::Arc;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FileKind {
     /// A segment of the given size; created at that size.
-    Segment { size_bytes: u64 },
+    Segment {
+        /// The segment's size in bytes.
+        size_bytes: u64,
+    },
     /// Cursor snapshots and logs: small, appended or rewritten whole.
     Small,
 }
@@ -43,10 +46,14 @@ pub enum OpenMode {
 pub trait Storage: Send + Sync + 'static {
     /// Human-readable name of the backend, logged at open.
     fn describe(&self) -> String;
+    /// Opens (or creates, as `mode` says) the file at `path`.
     fn open(&self, path: &Path, mode: OpenMode, kind: FileKind)
         -> io::Result<Arc<dyn StorageFile>>;
+    /// The names of the files in `dir`.
     fn list(&self, dir: &Path) -> io::Result<Vec<String>>;
+    /// Deletes the file at `path`.
     fn remove(&self, path: &Path) -> io::Result<()>;
+    /// Renames `from` to `to`, replacing `to` if it exists.
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
     /// Makes creations, renames and removals in `dir` durable.
     fn sync_dir(&self, dir: &Path) -> io::Result<()>;
@@ -61,7 +68,9 @@ pub trait Storage: Send + Sync + 'static {
 /// One open file.
 #[allow(clippy::len_without_is_empty)] // a file length, not a collection
 pub trait StorageFile: Send + Sync {
+    /// The file's length in bytes.
     fn len(&self) -> io::Result<u64>;
+    /// Fills `buf` from `offset`, or fails.
     fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()>;
     /// Reads as `read_exact_at` does, but never through a memory mapping:
     /// recovery reads with it, so that reading a never-written (sparse)
@@ -85,6 +94,7 @@ pub trait StorageFile: Send + Sync {
             "this file cannot change length",
         ))
     }
+    /// Writes all of `buf` at `offset`, or fails.
     fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()>;
     /// Makes `[offset, offset + len)` writable without a later failure from
     /// lack of space where the backend can promise that (mmap: fallocate, so

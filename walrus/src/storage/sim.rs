@@ -31,16 +31,24 @@ use std::sync::Arc;
 /// Which operations a fault can hit.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum FaultKind {
+    /// Opening or creating a file.
     Open,
+    /// A read.
     Read,
+    /// A write.
     Write,
+    /// A file's fsync.
     Sync,
+    /// A directory's fsync.
     SyncDir,
+    /// A rename.
     Rename,
+    /// A removal.
     Remove,
 }
 
 impl FaultKind {
+    /// Every kind, for sweeps.
     pub const ALL: [FaultKind; 7] = [
         FaultKind::Open,
         FaultKind::Read,
@@ -56,8 +64,11 @@ impl FaultKind {
 /// with OS error `errno`, once.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Fault {
+    /// The kind of operation that fails.
     pub kind: FaultKind,
+    /// Which one of them (0-based).
     pub nth: u64,
+    /// The OS error it fails with.
     pub errno: i32,
 }
 
@@ -67,10 +78,16 @@ pub enum Crash {
     /// Power loss: only synced data and names survive.
     LoseUnsynced,
     /// Power loss with a random subset of unsynced writes reaching the disk.
-    KeepRandom { seed: u64 },
+    KeepRandom {
+        /// Seeds the choice of writes kept.
+        seed: u64,
+    },
     /// Power loss in the middle of writeback: every unsynced write but the
     /// last survives, and the last survives up to a random byte.
-    TearLast { seed: u64 },
+    TearLast {
+        /// Seeds where the last write is torn.
+        seed: u64,
+    },
     /// The process died but the machine did not: everything survives.
     Process,
 }
@@ -199,6 +216,7 @@ pub struct SimStorage {
 }
 
 impl SimStorage {
+    /// An empty storage: no files, no faults.
     pub fn new() -> SimStorage {
         SimStorage::default()
     }
@@ -215,6 +233,7 @@ impl SimStorage {
         self.state.lock().full = full;
     }
 
+    /// Disarms every fault not yet fired.
     pub fn clear_faults(&self) {
         self.state.lock().faults.clear();
     }

@@ -482,6 +482,7 @@ mod tests {
                     // joins this thread only after setting `stop`, and
                     // the loop checks `stop` before every signal.
                     if stop.load(Ordering::Acquire)
+                        // SAFETY: as above: `reader` is a live thread.
                         || unsafe { libc::pthread_kill(reader, libc::SIGUSR1) } != 0
                     {
                         return;

@@ -3,6 +3,7 @@
 use std::io;
 use std::path::PathBuf;
 
+/// The result of every store operation.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Everything a store can report. Variants carry what a user needs to act.
@@ -12,7 +13,9 @@ pub enum Error {
     /// An I/O call failed; `context` names the operation and the file.
     #[error("I/O error while {context}: {source}")]
     Io {
+        /// The operation and the file it was on.
         context: String,
+        /// The error the OS reported.
         #[source]
         source: io::Error,
     },
@@ -20,27 +23,40 @@ pub enum Error {
     /// File content that cannot be what this store wrote.
     #[error("corruption in {file} at offset {offset}: {reason}")]
     Corruption {
+        /// The damaged file.
         file: PathBuf,
+        /// Where in it the damage starts.
         offset: u64,
+        /// What is wrong there.
         reason: String,
     },
 
     /// A checksum did not match its record.
     #[error("checksum mismatch: expected {expected:#018x}, got {got:#018x}")]
-    ChecksumMismatch { expected: u64, got: u64 },
+    ChecksumMismatch {
+        /// The checksum the record carries.
+        expected: u64,
+        /// The checksum of the bytes read.
+        got: u64,
+    },
 
     /// A file whose magic bytes are not ours.
     #[error("{file} is not a {expected} file (bad magic)")]
     BadMagic {
+        /// The file.
         file: PathBuf,
+        /// The kind of file it was expected to be.
         expected: &'static str,
     },
 
     /// A file written by a newer (or unknown) format version.
     #[error("{file} has format version {found}; this build reads version {supported}")]
     UnsupportedVersion {
+        /// The file.
         file: PathBuf,
+        /// The version it carries.
         found: u32,
+        /// The version this build reads.
         supported: u32,
     },
 
@@ -50,19 +66,42 @@ pub enum Error {
 
     /// The data directory is unusable (a file, unreadable, owned by another store...).
     #[error("cannot use data directory {path}: {reason}")]
-    BadDirectory { path: PathBuf, reason: String },
+    BadDirectory {
+        /// The data directory.
+        path: PathBuf,
+        /// Why it cannot be used.
+        reason: String,
+    },
 
+    /// A topic name the store refuses (empty, too long, ...).
     #[error("invalid topic: {reason}")]
-    InvalidTopic { reason: String },
+    InvalidTopic {
+        /// What is wrong with the name.
+        reason: String,
+    },
 
+    /// An instance key the store refuses.
     #[error("invalid instance key: {reason}")]
-    InvalidKey { reason: String },
+    InvalidKey {
+        /// What is wrong with the key.
+        reason: String,
+    },
 
+    /// An entry larger than the store can hold.
     #[error("entry of {size} bytes exceeds the maximum of {max} bytes")]
-    EntryTooLarge { size: u64, max: u64 },
+    EntryTooLarge {
+        /// The entry's size in bytes.
+        size: u64,
+        /// The largest entry the store accepts.
+        max: u64,
+    },
 
+    /// A batch the store refuses (too many entries, too many bytes).
     #[error("invalid batch: {reason}")]
-    InvalidBatch { reason: String },
+    InvalidBatch {
+        /// What is wrong with the batch.
+        reason: String,
+    },
 
     /// Any other argument a store refuses.
     #[error("invalid input: {0}")]
@@ -76,7 +115,9 @@ pub enum Error {
     /// An error reported by an external store (RocksDB, sled, ...).
     #[error("{store} error: {message}")]
     Backend {
+        /// The external store's name.
         store: &'static str,
+        /// Its error, as text.
         message: String,
     },
 }

@@ -71,7 +71,10 @@ pub enum ReadConsistency {
     /// The cursor is persisted at least every `persist_every` consuming reads
     /// per topic. After a crash no entry is skipped and at most
     /// `persist_every` entries per topic are returned again.
-    AtLeastOnce { persist_every: u32 },
+    AtLeastOnce {
+        /// Consumed entries per topic between two cursor persists.
+        persist_every: u32,
+    },
 }
 
 /// When appended data is made durable.
@@ -100,7 +103,9 @@ impl FsyncSchedule {
 /// Durability settings every store is opened with.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct StoreConfig {
+    /// When consumed positions are persisted.
     pub consistency: ReadConsistency,
+    /// When appends are made durable.
     pub fsync: FsyncSchedule,
 }
 

@@ -83,6 +83,7 @@ pub fn used_bytes(path: &Path) -> u64 {
     let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
     // SAFETY: `c` is a valid C string and `st` a valid out-pointer.
     let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
     let rc = unsafe { libc::statvfs(c.as_ptr(), &mut st) };
     assert_eq!(rc, 0, "statvfs {}", path.display());
     (st.f_blocks - st.f_bfree) * st.f_frsize
