@@ -86,6 +86,7 @@ impl Inner {
     }
 
     /// Refuses a frame of `len` bytes larger than any extent can hold.
+    #[inline(always)]
     fn check_frame_len(&self, len: u64, payloads: &[&[u8]]) -> Result<()> {
         if len <= self.max_frame_bytes {
             return Ok(());
@@ -109,6 +110,10 @@ impl Inner {
     /// Records a frame of `entries` entries written up to `end`: the
     /// topic's next sequence number, the block's written mark, the ticket
     /// its durability waits for, and (`SyncEach`) what to publish then.
+    // The steps of `write` are inlined into it: as calls of their own they
+    // cost about 47 instructions per 1 KiB append, 3% (callgrind,
+    // `examples/append_cost.rs`).
+    #[inline(always)]
     fn record_written(&self, w: &mut Writer, block: Arc<Block>, end: u64, entries: u64) -> Written {
         let sync_each = self.fsync == FsyncSchedule::SyncEach;
         debug_assert!(end > block.written().off, "a frame moves the mark forward");
@@ -199,6 +204,7 @@ impl Inner {
 /// Writes the frame of `payloads` (first entry `first_seq`, `need` bytes
 /// padded) at `off` in `block`'s segment: encoded into `buf` and written
 /// with one call, or streamed from the payloads when large.
+#[inline(always)]
 fn write_frame(
     block: &Block,
     buf: &mut Vec<u8>,
