@@ -146,6 +146,11 @@ impl CursorStore {
             match read_snapshot(&*storage, &path) {
                 Ok(found) => found,
                 Err(e @ Error::UnsupportedVersion { .. }) => return Err(e),
+                // A failed read says nothing about the file: the open fails,
+                // and a later one reads it again. Taking it for damage moved
+                // an intact snapshot aside and redelivered consumed entries
+                // (fault_sweep::random_faults_and_torn_power_losses).
+                Err(e @ Error::Io { .. }) => return Err(e),
                 Err(e) => {
                     // The newest log continues the lost snapshot: its
                     // records are the positions that moved since.
