@@ -137,6 +137,27 @@ impl Cluster {
     /// what earlier starts left there, and waits until JetStream is ready
     /// (for 3 nodes: a meta leader is elected).
     pub fn start(dir: &Path, nodes: usize, fsync: FsyncSchedule) -> Result<Cluster> {
+        // A start can fail for reasons that say nothing about the data: a
+        // loopback port picked free was taken by another start before the
+        // node bound it, or an election outlasted the timeout on a loaded
+        // host. The failed nodes are stopped (Drop waits for them) before
+        // the next try picks new ports on the same data.
+        const TRIES: usize = 3;
+        let mut last = None;
+        for attempt in 1..=TRIES {
+            match Cluster::start_once(dir, nodes, fsync) {
+                Ok(cluster) => return Ok(cluster),
+                Err(e @ Error::Backend { .. }) if attempt < TRIES => {
+                    tracing::warn!("jetstream: start {attempt} of {TRIES} failed ({e}); retrying");
+                    last = Some(e);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(last.expect("the loop returns on its last try"))
+    }
+
+    fn start_once(dir: &Path, nodes: usize, fsync: FsyncSchedule) -> Result<Cluster> {
         let binary = check_server_installed()?;
         assert!(nodes == 1 || nodes == 3, "R1 or R3");
         let mut cluster = Cluster {
