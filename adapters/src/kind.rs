@@ -6,7 +6,8 @@ use std::hash::{Hash, Hasher};
 use std::path::Path;
 use std::str::FromStr;
 
-use walrus_wal::{Backend, Error, FsyncSchedule, LogStore, Result, StoreConfig, Walrus};
+use walrus_store::{Error, FsyncSchedule, LogStore, Result, StoreConfig};
+use walrus_wal::{Backend, Walrus};
 
 use crate::marker::claim_dir;
 

@@ -4,7 +4,7 @@
 //!
 //! This crate owns the adapters (RocksDB and sled behind the cargo features of
 //! the same names, the raw-file baseline always), the mapping of the shared
-//! [`FsyncSchedule`](walrus_wal::FsyncSchedule) / [`ReadConsistency`](walrus_wal::ReadConsistency)
+//! [`FsyncSchedule`](walrus_store::FsyncSchedule) / [`ReadConsistency`](walrus_store::ReadConsistency)
 //! settings onto each store (see `docs/guarantees.md`), and opening a store by
 //! name with [`open_store`], which marks the data directory with the store it
 //! holds so that one store is never opened on another store's files.

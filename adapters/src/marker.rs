@@ -10,7 +10,7 @@ use std::fs::{self, File};
 use std::io::{ErrorKind, Write};
 use std::path::Path;
 
-use walrus_wal::{Error, Result};
+use walrus_store::{Error, Result};
 
 /// Name of the marker file inside a data directory.
 pub(crate) const MARKER_FILE: &str = "LOGSTORE";

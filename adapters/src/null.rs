@@ -17,8 +17,10 @@ use std::path::Path;
 use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock};
-use walrus_wal::store::{validate_batch_len, validate_topic};
-use walrus_wal::{Bytes, Entry, LogStore, Result, StoreConfig, MAX_BATCH_ENTRIES};
+use walrus_store::{
+    validate_batch_len, validate_topic, Bytes, Entry, LogStore, Result, StoreConfig,
+    MAX_BATCH_ENTRIES,
+};
 
 #[derive(Default)]
 struct Topic {

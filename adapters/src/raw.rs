@@ -16,7 +16,7 @@
 //! topic a data file `<id>.log` and, once something was consumed, a cursor
 //! file `<id>.cur`. Ids are decimal counters, so a topic name never becomes
 //! part of a path. All integers are little-endian; every crc is crc64 (CRC-64/XZ, computed
-//! by the engine's own kernel, `walrus_wal::crc64`).
+//! by the engine's own kernel, `walrus_store::crc64`).
 //!
 //! ```text
 //! data file   = header frame*
@@ -60,10 +60,13 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock};
-use walrus_wal::store::{validate_batch_len, validate_topic};
-use walrus_wal::{
-    Bytes, Entry, Error, FsyncSchedule, LogStore, ReadConsistency, Result, StoreConfig,
-    MAX_BATCH_ENTRIES,
+// The engine's own CRC-64/XZ kernel (the value `crc64fast` computes, so the
+// format is unchanged): the baseline pays no more for its checksum than
+// Walrus does.
+use walrus_store::crc64;
+use walrus_store::{
+    validate_batch_len, validate_topic, Bytes, Entry, Error, FsyncSchedule, LogStore,
+    ReadConsistency, Result, StoreConfig, MAX_BATCH_ENTRIES,
 };
 
 use crate::flusher::Flusher;
@@ -798,13 +801,6 @@ impl LogStore for RawStore {
 }
 
 // ---- encoding --------------------------------------------------------------
-
-/// The engine's own CRC-64/XZ on its fastest kernel (the value `crc64fast`
-/// computes, so the format is unchanged): the baseline pays no more for its
-/// checksum than Walrus does.
-fn crc64(parts: &[&[u8]]) -> u64 {
-    walrus_wal::crc64(parts)
-}
 
 fn encode_header(name: &str) -> Vec<u8> {
     let mut header = Vec::with_capacity(HEADER_FIXED_LEN + name.len() + 8);

@@ -36,9 +36,9 @@ use parking_lot::{Mutex, RwLock};
 use rocksdb::{
     DBCompressionType, Direction, IteratorMode, Options, ReadOptions, WriteBatch, WriteOptions, DB,
 };
-use walrus_wal::store::{validate_batch_len, validate_topic, MAX_BATCH_ENTRIES};
-use walrus_wal::{
-    Bytes, Entry, Error, FsyncSchedule, LogStore, ReadConsistency, Result, StoreConfig,
+use walrus_store::{
+    validate_batch_len, validate_topic, Bytes, Entry, Error, FsyncSchedule, LogStore,
+    ReadConsistency, Result, StoreConfig, MAX_BATCH_ENTRIES,
 };
 
 use crate::flusher::Flusher;

@@ -32,9 +32,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use parking_lot::{Mutex, RwLock};
-use walrus_wal::store::{validate_batch_len, validate_topic, MAX_BATCH_ENTRIES};
-use walrus_wal::{
-    Bytes, Entry, Error, FsyncSchedule, LogStore, ReadConsistency, Result, StoreConfig,
+use walrus_store::{
+    validate_batch_len, validate_topic, Bytes, Entry, Error, FsyncSchedule, LogStore,
+    ReadConsistency, Result, StoreConfig, MAX_BATCH_ENTRIES,
 };
 
 const TOPIC_TREE_PREFIX: &[u8] = b"t:";

@@ -3,7 +3,8 @@
 
 use std::path::Path;
 
-use walrus_wal::{Backend, Result, StoreConfig, Walrus};
+use walrus_store::{Result, StoreConfig};
+use walrus_wal::{Backend, Walrus};
 
 /// Opens the engine on `backend` in `dir`. The engine logs which backend it
 /// uses; `WALRUS_QUIET=1` (or `true`, `yes`, `on`, as the harness's settings

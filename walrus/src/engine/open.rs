@@ -196,21 +196,7 @@ fn lock_dir(data_dir: &Path, dir: &Path) -> Result<File> {
         return Err(bad("it is not a directory".into()));
     }
     create_dir_durably(dir).map_err(|e| bad(format!("cannot create {}: {e}", dir.display())))?;
-    let path = dir.join("LOCK");
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .read(true)
-        .write(true)
-        .open(&path)
-        .map_err(|e| bad(format!("cannot open {}: {e}", path.display())))?;
-    match file.try_lock() {
-        Ok(()) => Ok(file),
-        Err(std::fs::TryLockError::WouldBlock) => Err(Error::Locked(dir.to_owned())),
-        Err(std::fs::TryLockError::Error(e)) => {
-            Err(Error::io(format!("locking {}", path.display()), e))
-        }
-    }
+    crate::store::lock_dir(dir)
 }
 
 /// Creates `dir` and any missing parents, and fsyncs the parent of each
