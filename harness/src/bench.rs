@@ -1,36 +1,23 @@
 //! The single-purpose benchmarks of the guide: write, batch, read, scaling,
-//! and the three real-world scenarios. Each sweeps its cells, keeps going
-//! past a failed cell (reporting it), writes one CSV and returns a table.
+//! and the three real-world scenarios. Each builds its cases, runs them
+//! through [`crate::rounds`] (every store, `WALRUS_ROUNDS` alternated
+//! rounds, a failed cell reported and the others still run), writes one
+//! CSV (every round, then each median round whole) and returns a table of
+//! the medians.
 
-use std::path::{Path, PathBuf};
-use std::time::Duration;
-
-use walrus_wal::{FsyncSchedule, LogStore, ReadConsistency, StoreConfig};
+use walrus_wal::{FsyncSchedule, ReadConsistency, StoreConfig};
 
 use crate::config::{Command, Settings};
 use crate::error::BenchError;
-use crate::progress::Progress;
 use crate::report::{self, group_digits, Rates, ReadRow, ScalingRow, WriteRow};
-use crate::runner::{run_cell, CellOutcome, RunEnv, Workload};
+use crate::rounds::{
+    round_rows, run_env, run_rounds, CommandOutput, OpenKind, RoundCase, RoundColumns,
+};
+use crate::runner::{CellOutcome, Workload};
 use crate::stores::{backend_label, StoreKind};
-use crate::workload::{ReadMode, ReadSpec, TopicMode, WriteSpec};
+use crate::workload::{PhaseStats, ReadMode, ReadSpec, TopicMode, WriteSpec};
 
-/// Opens a store of any kind: the adapters in production, doubles in tests.
-pub type OpenKind<'a> =
-    dyn Fn(StoreKind, &Path, StoreConfig) -> walrus_wal::Result<Box<dyn LogStore>> + 'a;
-
-/// What a benchmark command produced.
-#[derive(Debug, Default)]
-pub struct CommandOutput {
-    /// Files written (CSV, Markdown).
-    pub files: Vec<PathBuf>,
-    /// Tables and notes for the terminal.
-    pub text: String,
-    /// One line per cell that failed; non-empty means the run failed.
-    pub failures: Vec<String>,
-}
-
-/// Runs the benchmark `settings.command` names (not `compare`).
+/// Runs the benchmark `settings.command` names.
 pub fn run(settings: &Settings, open: &OpenKind<'_>) -> Result<CommandOutput, BenchError> {
     match settings.command {
         Command::Write | Command::Batch => run_writes(settings, open),
@@ -38,64 +25,6 @@ pub fn run(settings: &Settings, open: &OpenKind<'_>) -> Result<CommandOutput, Be
         Command::Read => run_reads(settings, open),
         Command::Scenarios => run_scenarios(settings, open),
         Command::Compare => crate::compare::run(settings, open),
-    }
-}
-
-pub(crate) fn run_env(settings: &Settings) -> RunEnv {
-    RunEnv {
-        data_dir: settings.data_dir.clone(),
-        keep_data: settings.keep_data,
-        progress: Progress::new(settings.quiet),
-    }
-}
-
-/// One cell to run: which store, under which settings, doing what.
-pub(crate) struct CellRequest<'a> {
-    pub kind: StoreKind,
-    pub config: StoreConfig,
-    pub workload: &'a Workload,
-    /// (this cell, cells in the run), for the progress line.
-    pub position: (usize, usize),
-    pub what: &'a str,
-}
-
-/// Runs one cell, announcing it; a failure becomes a line in `failures`
-/// instead of ending the command, so one broken store costs one cell.
-pub(crate) fn announce_and_run(
-    open: &OpenKind<'_>,
-    req: CellRequest<'_>,
-    env: &RunEnv,
-    failures: &mut Vec<String>,
-) -> Option<CellOutcome> {
-    let CellRequest {
-        kind,
-        config,
-        workload,
-        position,
-        what,
-    } = req;
-    env.progress
-        .cell(position.0, position.1, format!("{kind} {what}"));
-    let opener = |dir: &Path, cfg: StoreConfig| open(kind, dir, cfg);
-    let result = match workload {
-        // Walrus runs natively on the async front end, not through `open`.
-        Workload::AsyncWrite(spec) => crate::async_workload::run_cell(
-            crate::async_workload::AsyncOpen::Kind(kind),
-            &kind.to_string(),
-            config,
-            spec,
-            env,
-        ),
-        _ => run_cell(&opener, &kind.to_string(), config, workload, env),
-    };
-    env.progress.cell_done();
-    match result {
-        Ok(outcome) => Some(outcome),
-        Err(e) => {
-            env.progress.line(format!("  FAILED: {e}"));
-            failures.push(format!("{kind} {what}: {e}"));
-            None
-        }
     }
 }
 
@@ -116,9 +45,45 @@ fn store_config(fsync: FsyncSchedule, consistency: ReadConsistency) -> StoreConf
     StoreConfig { consistency, fsync }
 }
 
-/// Runs one write cell per store × fsync mode × batch size × thread count,
-/// in that order, and returns a row per cell that ran (failures go to
-/// `out`). `what` names a cell in the progress line.
+/// A row's figures when its round failed: zeros (its status says why).
+fn empty_stats() -> &'static PhaseStats {
+    static EMPTY: std::sync::OnceLock<PhaseStats> = std::sync::OnceLock::new();
+    EMPTY.get_or_init(PhaseStats::default)
+}
+
+/// Whether a row goes into the terminal table: the medians, and a round
+/// that failed (its case has no median).
+fn shown(round: &str, status: &str) -> bool {
+    round == "median" || status != "ok"
+}
+
+/// The figure of a shown row: its ops/s, or why it failed.
+fn ops_cell(ops: u64, status: &str) -> String {
+    if status == "ok" {
+        group_digits(ops)
+    } else {
+        format!("FAILED ({status})")
+    }
+}
+
+fn spread_cell(round: &str, min: u64, max: u64) -> String {
+    if round == "median" {
+        format!("{}-{}", group_digits(min), group_digits(max))
+    } else {
+        "-".into()
+    }
+}
+
+/// One write case: a fsync mode and a write spec.
+struct WriteCase {
+    fsync: FsyncSchedule,
+    spec: WriteSpec,
+    workload: Workload,
+}
+
+/// Runs the write cases (fsync mode × batch size × thread count) on every
+/// store for every round, and returns their rows: per case and store, one
+/// per round and the median. `what` names a case in the progress line.
 fn run_write_cells(
     settings: &Settings,
     open: &OpenKind<'_>,
@@ -126,35 +91,33 @@ fn run_write_cells(
     what: impl Fn(&WriteSpec, FsyncSchedule) -> String,
 ) -> Vec<WriteRow> {
     let env = run_env(settings);
+    let mut cases = Vec::new();
+    for &fsync in &settings.fsync {
+        for &batch in &settings.batch_sizes {
+            for &threads in &settings.threads {
+                let spec = write_spec(settings, threads, batch);
+                cases.push(WriteCase {
+                    fsync,
+                    workload: Workload::Write(spec.clone()),
+                    spec,
+                });
+            }
+        }
+    }
+    let round_cases: Vec<RoundCase<'_>> = cases
+        .iter()
+        .map(|c| RoundCase {
+            what: what(&c.spec, c.fsync),
+            config: store_config(c.fsync, settings.consistency[0]),
+            workload: &c.workload,
+        })
+        .collect();
+    let results = run_rounds(settings, open, &round_cases, &env, &mut out.failures);
     let mut rows = Vec::new();
-    let total = settings.stores.len()
-        * settings.fsync.len()
-        * settings.batch_sizes.len()
-        * settings.threads.len();
-    let mut n = 0;
-    for &kind in &settings.stores {
-        for &fsync in &settings.fsync {
-            for &batch in &settings.batch_sizes {
-                for &threads in &settings.threads {
-                    n += 1;
-                    let spec = write_spec(settings, threads, batch);
-                    let config = store_config(fsync, settings.consistency[0]);
-                    let Some(o) = announce_and_run(
-                        open,
-                        CellRequest {
-                            kind,
-                            config,
-                            workload: &Workload::Write(spec.clone()),
-                            position: (n, total),
-                            what: &what(&spec, fsync),
-                        },
-                        &env,
-                        &mut out.failures,
-                    ) else {
-                        continue;
-                    };
-                    rows.push(write_row(kind, fsync, &spec, &o));
-                }
+    for (case, per_store) in cases.iter().zip(&results) {
+        for (&kind, rounds) in settings.stores.iter().zip(per_store) {
+            for (cols, o) in round_rows(rounds, |o| &o.write) {
+                rows.push(write_row(kind, case.fsync, &case.spec, o, cols));
             }
         }
     }
@@ -171,13 +134,15 @@ fn run_writes(settings: &Settings, open: &OpenKind<'_>) -> Result<CommandOutput,
     });
     let table_rows: Vec<Vec<String>> = rows
         .iter()
+        .filter(|r| shown(&r.round, &r.status))
         .map(|r| {
             vec![
                 r.store.clone(),
                 r.threads.to_string(),
                 r.fsync_mode.clone(),
                 r.batch_size.to_string(),
-                group_digits(r.ops_per_sec),
+                ops_cell(r.ops_per_sec, &r.status),
+                spread_cell(&r.round, r.ops_min, r.ops_max),
                 format!("{:.1}", r.mb_per_sec),
                 format!("{:.2}", r.avg_latency_us),
                 format!("{:.2}", r.p99_us),
@@ -194,6 +159,7 @@ fn run_writes(settings: &Settings, open: &OpenKind<'_>) -> Result<CommandOutput,
             "fsync",
             "batch",
             "ops/s",
+            "min-max ops/s",
             "MiB/s",
             "avg_us",
             "p99_us",
@@ -203,12 +169,35 @@ fn run_writes(settings: &Settings, open: &OpenKind<'_>) -> Result<CommandOutput,
         ],
         &table_rows,
     );
+    out.text += &rounds_note(settings);
     push_csv(&mut out, settings, &rows)?;
     Ok(out)
 }
 
-fn write_row(kind: StoreKind, fsync: FsyncSchedule, spec: &WriteSpec, o: &CellOutcome) -> WriteRow {
-    let r = Rates::of(&o.write);
+/// The line under every table: what a row is.
+fn rounds_note(settings: &Settings) -> String {
+    format!(
+        "(each row: the median of {} alternated round(s) by ops/s, whole, with the min-max \
+         over the rounds; every round is in the CSV)\n",
+        settings.rounds
+    )
+}
+
+fn write_row(
+    kind: StoreKind,
+    fsync: FsyncSchedule,
+    spec: &WriteSpec,
+    o: Option<&CellOutcome>,
+    cols: RoundColumns,
+) -> WriteRow {
+    let r = Rates::of(o.map_or(empty_stats(), |o| &o.write));
+    let RoundColumns {
+        round,
+        status,
+        median_of_round,
+        ops_min,
+        ops_max,
+    } = cols;
     WriteRow {
         threads: spec.threads,
         fsync_mode: fsync.to_string(),
@@ -225,11 +214,16 @@ fn write_row(kind: StoreKind, fsync: FsyncSchedule, spec: &WriteSpec, o: &CellOu
         batch_size: spec.batch_size,
         topics: spec.topics.to_string(),
         cpu_usage: r.cpu_usage,
-        entries: o.write.entries,
-        verified_entries: o.verified_entries,
+        entries: o.map_or(0, |o| o.write.entries),
+        verified_entries: o.map_or(0, |o| o.verified_entries),
         elapsed_s: r.elapsed_s,
-        disk_bytes: o.disk_bytes,
-        space_amp: report::round(o.space_amp, 3),
+        disk_bytes: o.map_or(0, |o| o.disk_bytes),
+        space_amp: o.map_or(0.0, |o| report::round(o.space_amp, 3)),
+        round,
+        status,
+        median_of_round,
+        ops_min,
+        ops_max,
     }
 }
 
@@ -260,16 +254,23 @@ fn run_scaling(settings: &Settings, open: &OpenKind<'_>) -> Result<CommandOutput
         topics: w.topics,
         disk_bytes: w.disk_bytes,
         space_amp: w.space_amp,
+        round: w.round,
+        status: w.status,
+        median_of_round: w.median_of_round,
+        ops_min: w.ops_min,
+        ops_max: w.ops_max,
     })
     .collect();
     let table_rows: Vec<Vec<String>> = rows
         .iter()
+        .filter(|r| shown(&r.round, &r.status))
         .map(|r| {
             vec![
                 r.store.clone(),
                 r.fsync_mode.clone(),
                 r.threads.to_string(),
-                group_digits(r.ops_per_sec),
+                ops_cell(r.ops_per_sec, &r.status),
+                spread_cell(&r.round, r.ops_min, r.ops_max),
                 format!("{:.1}", r.mb_per_sec),
                 format!("{:.0}", r.cpu_usage),
                 format!("{:.2}", r.avg_latency_us),
@@ -279,10 +280,19 @@ fn run_scaling(settings: &Settings, open: &OpenKind<'_>) -> Result<CommandOutput
         .collect();
     out.text = report::text_table(
         &[
-            "store", "fsync", "threads", "ops/s", "MiB/s", "cpu%", "avg_us", "p99_us",
+            "store",
+            "fsync",
+            "threads",
+            "ops/s",
+            "min-max ops/s",
+            "MiB/s",
+            "cpu%",
+            "avg_us",
+            "p99_us",
         ],
         &table_rows,
     );
+    out.text += &rounds_note(settings);
     push_csv(&mut out, settings, &rows)?;
     Ok(out)
 }
@@ -302,90 +312,122 @@ fn read_modes(settings: &Settings) -> Vec<(ReadMode, usize)> {
     modes
 }
 
+/// One read case: fsync mode, consistency, read mode and its batch size.
+struct ReadCase {
+    fsync: FsyncSchedule,
+    consistency: ReadConsistency,
+    mode: ReadMode,
+    batch: usize,
+    threads: usize,
+    workload: Workload,
+}
+
+/// The stats a read cell's median is chosen by: its read phase.
+fn read_measured(o: &CellOutcome) -> &PhaseStats {
+    o.read.as_ref().unwrap_or(&o.write)
+}
+
+fn read_row(
+    settings: &Settings,
+    kind: StoreKind,
+    case: &ReadCase,
+    phase: &str,
+    stats: &PhaseStats,
+    cols: &RoundColumns,
+) -> ReadRow {
+    let r = Rates::of(stats);
+    ReadRow {
+        phase: phase.into(),
+        threads: case.threads,
+        ops_per_sec: r.ops_per_sec,
+        mb_per_sec: r.mb_per_sec,
+        avg_latency_us: r.latency.avg_us,
+        p50_us: r.latency.p50_us,
+        p99_us: r.latency.p99_us,
+        p999_us: r.latency.p999_us,
+        max_us: r.latency.max_us,
+        store: kind.to_string(),
+        backend: backend_label(kind),
+        fsync_mode: case.fsync.to_string(),
+        read_mode: case.mode.to_string(),
+        consistency: case.consistency.to_string(),
+        entry_size: settings.entry_size,
+        batch_size: case.batch,
+        cpu_usage: r.cpu_usage,
+        entries: stats.entries,
+        elapsed_s: r.elapsed_s,
+        round: cols.round.clone(),
+        status: cols.status.clone(),
+        median_of_round: cols.median_of_round.clone(),
+        ops_min: cols.ops_min,
+        ops_max: cols.ops_max,
+    }
+}
+
 fn run_reads(settings: &Settings, open: &OpenKind<'_>) -> Result<CommandOutput, BenchError> {
     let env = run_env(settings);
     let mut out = CommandOutput::default();
+    let mut cases = Vec::new();
+    for &fsync in &settings.fsync {
+        for &consistency in &settings.consistency {
+            for &(mode, batch) in &read_modes(settings) {
+                for &threads in &settings.threads {
+                    let write = WriteSpec {
+                        duration: settings.write_duration,
+                        topics: TopicMode::PerThread,
+                        ..write_spec(settings, threads, 1)
+                    };
+                    let read = ReadSpec {
+                        threads,
+                        mode,
+                        duration: settings.read_duration,
+                    };
+                    cases.push(ReadCase {
+                        fsync,
+                        consistency,
+                        mode,
+                        batch,
+                        threads,
+                        workload: Workload::Read {
+                            write,
+                            read,
+                            cold: settings.cold_reads,
+                        },
+                    });
+                }
+            }
+        }
+    }
+    let round_cases: Vec<RoundCase<'_>> = cases
+        .iter()
+        .map(|c| RoundCase {
+            what: format!(
+                "read threads={} fsync={} consistency={} mode={} batch={}",
+                c.threads, c.fsync, c.consistency, c.mode, c.batch
+            ),
+            config: store_config(c.fsync, c.consistency),
+            workload: &c.workload,
+        })
+        .collect();
+    let results = run_rounds(settings, open, &round_cases, &env, &mut out.failures);
     let mut rows = Vec::new();
-    let modes = read_modes(settings);
-    let total = settings.stores.len()
-        * settings.fsync.len()
-        * settings.consistency.len()
-        * modes.len()
-        * settings.threads.len();
-    let mut n = 0;
-    for &kind in &settings.stores {
-        for &fsync in &settings.fsync {
-            for &consistency in &settings.consistency {
-                for &(mode, batch) in &modes {
-                    for &threads in &settings.threads {
-                        n += 1;
-                        let write = WriteSpec {
-                            duration: settings.write_duration,
-                            topics: TopicMode::PerThread,
-                            ..write_spec(settings, threads, 1)
-                        };
-                        let read = ReadSpec {
-                            threads,
-                            mode,
-                            duration: settings.read_duration,
-                        };
-                        let what = format!(
-                            "read threads={threads} fsync={fsync} consistency={consistency} \
-                             mode={mode} batch={batch}"
-                        );
-                        let Some(o) = announce_and_run(
-                            open,
-                            CellRequest {
-                                kind,
-                                config: store_config(fsync, consistency),
-                                workload: &Workload::Read {
-                                    write,
-                                    read,
-                                    cold: settings.cold_reads,
-                                },
-                                position: (n, total),
-                                what: &what,
-                            },
-                            &env,
-                            &mut out.failures,
-                        ) else {
-                            continue;
-                        };
-                        let row = |phase: &str, stats| {
-                            let r = Rates::of(stats);
-                            ReadRow {
-                                phase: phase.into(),
-                                threads,
-                                ops_per_sec: r.ops_per_sec,
-                                mb_per_sec: r.mb_per_sec,
-                                avg_latency_us: r.latency.avg_us,
-                                p50_us: r.latency.p50_us,
-                                p99_us: r.latency.p99_us,
-                                p999_us: r.latency.p999_us,
-                                max_us: r.latency.max_us,
-                                store: kind.to_string(),
-                                backend: backend_label(kind),
-                                fsync_mode: fsync.to_string(),
-                                read_mode: mode.to_string(),
-                                consistency: consistency.to_string(),
-                                entry_size: settings.entry_size,
-                                batch_size: batch,
-                                cpu_usage: r.cpu_usage,
-                                entries: stats.entries,
-                                elapsed_s: r.elapsed_s,
-                            }
-                        };
-                        rows.push(row("write", &o.write));
-                        if let Some(read) = &o.read {
-                            rows.push(row("read", read));
-                        }
-                    }
+    for (case, per_store) in cases.iter().zip(&results) {
+        for (&kind, rounds) in settings.stores.iter().zip(per_store) {
+            for (cols, o) in round_rows(rounds, read_measured) {
+                let Some(o) = o else {
+                    rows.push(read_row(settings, kind, case, "read", empty_stats(), &cols));
+                    continue;
+                };
+                rows.push(read_row(settings, kind, case, "write", &o.write, &cols));
+                if let Some(read) = &o.read {
+                    rows.push(read_row(settings, kind, case, "read", read, &cols));
                 }
             }
         }
     }
     let table_rows: Vec<Vec<String>> = rows
         .iter()
+        .filter(|r| shown(&r.round, &r.status))
         .map(|r| {
             vec![
                 r.phase.clone(),
@@ -393,7 +435,8 @@ fn run_reads(settings: &Settings, open: &OpenKind<'_>) -> Result<CommandOutput, 
                 r.threads.to_string(),
                 r.consistency.clone(),
                 format!("{}/{}", r.read_mode, r.batch_size),
-                group_digits(r.ops_per_sec),
+                ops_cell(r.ops_per_sec, &r.status),
+                spread_cell(&r.round, r.ops_min, r.ops_max),
                 format!("{:.1}", r.mb_per_sec),
                 format!("{:.2}", r.avg_latency_us),
                 format!("{:.2}", r.p99_us),
@@ -409,6 +452,7 @@ fn run_reads(settings: &Settings, open: &OpenKind<'_>) -> Result<CommandOutput, 
             "consistency",
             "mode",
             "ops/s",
+            "min-max read ops/s",
             "MiB/s",
             "avg_us",
             "p99_us",
@@ -416,6 +460,9 @@ fn run_reads(settings: &Settings, open: &OpenKind<'_>) -> Result<CommandOutput, 
         ],
         &table_rows,
     );
+    out.text += &rounds_note(settings);
+    out.text += "(a read row's median round is chosen by its read ops/s; the write row beside it \
+                 is that round's populate)\n";
     push_csv(&mut out, settings, &rows)?;
     Ok(out)
 }
@@ -480,18 +527,52 @@ pub struct ScenarioRow {
     pub read_p99_us: f64,
     pub required_ops_per_sec: u64,
     pub meets_requirement: bool,
+    pub round: String,
+    pub status: String,
+    pub median_of_round: String,
+    pub ops_min: u64,
+    pub ops_max: u64,
+}
+
+fn scenario_row(
+    sc: &Scenario,
+    kind: StoreKind,
+    o: Option<&CellOutcome>,
+    cols: RoundColumns,
+) -> ScenarioRow {
+    let w = Rates::of(o.map_or(empty_stats(), |o| &o.write));
+    let r = o.and_then(|o| o.read.as_ref()).map(Rates::of);
+    ScenarioRow {
+        scenario: sc.name.into(),
+        store: kind.to_string(),
+        backend: backend_label(kind),
+        fsync_mode: sc.fsync.to_string(),
+        consistency: sc.consistency.to_string(),
+        threads: sc.threads,
+        entry_size: sc.entry_size,
+        write_ops_per_sec: w.ops_per_sec,
+        write_mb_per_sec: w.mb_per_sec,
+        write_p99_us: w.latency.p99_us,
+        read_ops_per_sec: r.map_or(0, |r| r.ops_per_sec),
+        read_mb_per_sec: r.map_or(0.0, |r| r.mb_per_sec),
+        read_p99_us: r.map_or(0.0, |r| r.latency.p99_us),
+        required_ops_per_sec: sc.required_ops_per_sec,
+        meets_requirement: o.is_some() && w.ops_per_sec >= sc.required_ops_per_sec,
+        round: cols.round,
+        status: cols.status,
+        median_of_round: cols.median_of_round,
+        ops_min: cols.ops_min,
+        ops_max: cols.ops_max,
+    }
 }
 
 fn run_scenarios(settings: &Settings, open: &OpenKind<'_>) -> Result<CommandOutput, BenchError> {
     let env = run_env(settings);
     let mut out = CommandOutput::default();
-    let mut rows = Vec::new();
-    let total = settings.stores.len() * SCENARIOS.len();
-    let mut n = 0;
-    for &kind in &settings.stores {
-        for sc in &SCENARIOS {
-            n += 1;
-            let write = WriteSpec {
+    let workloads: Vec<Workload> = SCENARIOS
+        .iter()
+        .map(|sc| Workload::Read {
+            write: WriteSpec {
                 threads: sc.threads,
                 entry_size: sc.entry_size,
                 batch_size: 1,
@@ -500,57 +581,40 @@ fn run_scenarios(settings: &Settings, open: &OpenKind<'_>) -> Result<CommandOutp
                 warmup: settings.warmup,
                 rate: settings.rate,
                 count: None,
-            };
-            let read = ReadSpec {
+            },
+            read: ReadSpec {
                 threads: sc.threads,
                 mode: ReadMode::Single,
                 duration: settings.read_duration,
-            };
-            let what = format!(
+            },
+            cold: false,
+        })
+        .collect();
+    let round_cases: Vec<RoundCase<'_>> = SCENARIOS
+        .iter()
+        .zip(&workloads)
+        .map(|(sc, workload)| RoundCase {
+            what: format!(
                 "scenario {}: fsync={} consistency={} threads={} entry={}B",
                 sc.name, sc.fsync, sc.consistency, sc.threads, sc.entry_size
-            );
-            let Some(o) = announce_and_run(
-                open,
-                CellRequest {
-                    kind,
-                    config: store_config(sc.fsync, sc.consistency),
-                    workload: &Workload::Read {
-                        write,
-                        read,
-                        cold: false,
-                    },
-                    position: (n, total),
-                    what: &what,
-                },
-                &env,
-                &mut out.failures,
-            ) else {
-                continue;
-            };
-            let w = Rates::of(&o.write);
-            let r = o.read.as_ref().map(Rates::of);
-            rows.push(ScenarioRow {
-                scenario: sc.name.into(),
-                store: kind.to_string(),
-                backend: backend_label(kind),
-                fsync_mode: sc.fsync.to_string(),
-                consistency: sc.consistency.to_string(),
-                threads: sc.threads,
-                entry_size: sc.entry_size,
-                write_ops_per_sec: w.ops_per_sec,
-                write_mb_per_sec: w.mb_per_sec,
-                write_p99_us: w.latency.p99_us,
-                read_ops_per_sec: r.map_or(0, |r| r.ops_per_sec),
-                read_mb_per_sec: r.map_or(0.0, |r| r.mb_per_sec),
-                read_p99_us: r.map_or(0.0, |r| r.latency.p99_us),
-                required_ops_per_sec: sc.required_ops_per_sec,
-                meets_requirement: w.ops_per_sec >= sc.required_ops_per_sec,
-            });
+            ),
+            config: store_config(sc.fsync, sc.consistency),
+            workload,
+        })
+        .collect();
+    let results = run_rounds(settings, open, &round_cases, &env, &mut out.failures);
+    let mut rows = Vec::new();
+    for (sc, per_store) in SCENARIOS.iter().zip(&results) {
+        for (&kind, rounds) in settings.stores.iter().zip(per_store) {
+            // The requirement is on the writes, so the median is theirs.
+            for (cols, o) in round_rows(rounds, |o| &o.write) {
+                rows.push(scenario_row(sc, kind, o, cols));
+            }
         }
     }
     let table_rows: Vec<Vec<String>> = rows
         .iter()
+        .filter(|r| shown(&r.round, &r.status))
         .map(|r| {
             vec![
                 r.scenario.clone(),
@@ -559,7 +623,8 @@ fn run_scenarios(settings: &Settings, open: &OpenKind<'_>) -> Result<CommandOutp
                 r.consistency.clone(),
                 r.threads.to_string(),
                 r.entry_size.to_string(),
-                group_digits(r.write_ops_per_sec),
+                ops_cell(r.write_ops_per_sec, &r.status),
+                spread_cell(&r.round, r.ops_min, r.ops_max),
                 format!("{:.1}", r.write_mb_per_sec),
                 format!("{:.2}", r.write_p99_us),
                 group_digits(r.read_ops_per_sec),
@@ -577,6 +642,7 @@ fn run_scenarios(settings: &Settings, open: &OpenKind<'_>) -> Result<CommandOutp
             "threads",
             "entry",
             "write ops/s",
+            "min-max write ops/s",
             "MiB/s",
             "p99_us",
             "read ops/s",
@@ -585,14 +651,15 @@ fn run_scenarios(settings: &Settings, open: &OpenKind<'_>) -> Result<CommandOutp
         ],
         &table_rows,
     );
+    out.text += &rounds_note(settings);
     out.text +=
         "(scenarios fix fsync, consistency, threads and entry size to the guide's values)\n";
     push_csv(&mut out, settings, &rows)?;
     Ok(out)
 }
 
-/// Writes the command's CSV, unless every cell failed (an empty file would
-/// only look like a result).
+/// Writes the command's CSV (every round, failed ones with their reason,
+/// and the medians) and its sidecar, unless there were no cells at all.
 fn push_csv<T: serde::Serialize>(
     out: &mut CommandOutput,
     settings: &Settings,
@@ -608,9 +675,4 @@ fn push_csv<T: serde::Serialize>(
     }
     out.text += &report::command_footer(settings);
     Ok(())
-}
-
-/// The duration a `Duration` prints as in notes ("2s", "1.5s").
-pub(crate) fn secs(d: Duration) -> String {
-    format!("{}s", report::round(d.as_secs_f64(), 2))
 }

@@ -13,11 +13,13 @@ use std::time::Duration;
 
 use walrus_wal::{FsyncSchedule, ReadConsistency, StoreConfig};
 
-use crate::bench::{announce_and_run, run_env, secs, CellRequest, CommandOutput, OpenKind};
 use crate::config::{Command, Settings};
 use crate::error::BenchError;
 use crate::host::{hardware_line, probe_disk, write_host_json};
-use crate::report::{self, group_digits, Rates};
+use crate::report::{self, group_digits, secs, Rates};
+use crate::rounds::{
+    first_failure, median_round, run_env, run_rounds, CommandOutput, OpenKind, RoundCase,
+};
 use crate::runner::{CellOutcome, Workload};
 use crate::stores::{backend_label, StoreKind};
 use crate::workload::{PhaseStats, ReadMode, ReadSpec, TopicMode, WriteSpec};
@@ -205,38 +207,19 @@ pub fn run(settings: &Settings, open: &OpenKind<'_>) -> Result<CommandOutput, Be
     env.progress.line(format!("disk: {probe}"));
 
     let mut out = CommandOutput::default();
+    let round_cases: Vec<RoundCase<'_>> = cases
+        .iter()
+        .map(|case| RoundCase {
+            what: case.name.clone(),
+            config: StoreConfig {
+                consistency: case.consistency,
+                fsync: case.fsync,
+            },
+            workload: &case.workload,
+        })
+        .collect();
     // results[case][store] = one entry per round
-    let mut results: Vec<Vec<Vec<Result<CellOutcome, String>>>> =
-        vec![vec![Vec::new(); stores.len()]; cases.len()];
-    let total = settings.rounds * cases.len() * stores.len();
-    let mut n = 0;
-    for round in 0..settings.rounds {
-        for (ci, case) in cases.iter().enumerate() {
-            for k in 0..stores.len() {
-                let si = (k + round + ci) % stores.len();
-                n += 1;
-                let what = format!("round {}/{}: {}", round + 1, settings.rounds, case.name);
-                let mut failures = Vec::new();
-                let outcome = announce_and_run(
-                    open,
-                    CellRequest {
-                        kind: stores[si],
-                        config: StoreConfig {
-                            consistency: case.consistency,
-                            fsync: case.fsync,
-                        },
-                        workload: &case.workload,
-                        position: (n, total),
-                        what: &what,
-                    },
-                    &env,
-                    &mut failures,
-                );
-                out.failures.extend(failures.iter().cloned());
-                results[ci][si].push(outcome.ok_or_else(|| failures.join("; ")));
-            }
-        }
-    }
+    let results = run_rounds(settings, open, &round_cases, &env, &mut out.failures);
 
     let mut rows = Vec::new();
     let mut md = String::new();
@@ -304,11 +287,10 @@ pub fn run(settings: &Settings, open: &OpenKind<'_>) -> Result<CommandOutput, Be
     Ok(out)
 }
 
-/// The median round of one case and store, whole: every figure of the row
-/// (throughput, each latency percentile, CPU, disk) comes from the one
-/// round whose throughput is the median, so a row never mixes rounds. The
-/// spread is the min and max throughput over all rounds. `None` if any
-/// round failed.
+/// The median round of one case and store, whole ([`median_round`]): every
+/// figure of the row (throughput, each latency percentile, CPU, disk) comes
+/// from the one round whose throughput is the median. `None` if any round
+/// failed.
 struct Median {
     /// Which round (0-based) the row is.
     round: usize,
@@ -319,29 +301,17 @@ struct Median {
     max_ops: u64,
 }
 
-/// The index of the median of `xs` (the lower middle for an even count).
-fn median_index(xs: &[f64]) -> Option<usize> {
-    let mut order: Vec<usize> = (0..xs.len()).collect();
-    order.sort_by(|&a, &b| xs[a].total_cmp(&xs[b]));
-    order.get((xs.len().max(1) - 1) / 2).copied()
-}
-
 impl Median {
     fn of(case: &Case, rounds: &[Result<CellOutcome, String>]) -> Option<Median> {
-        let ok: Vec<&CellOutcome> = rounds
-            .iter()
-            .map(|r| r.as_ref().ok())
-            .collect::<Option<_>>()?;
-        let rates: Vec<Rates> = ok.iter().map(|o| Rates::of(case.measured(o))).collect();
-        let ops: Vec<f64> = rates.iter().map(|r| r.ops_per_sec as f64).collect();
-        let i = median_index(&ops)?;
+        let m = median_round(rounds, |o| case.measured(o))?;
+        let o = rounds[m.round].as_ref().ok()?;
         Some(Median {
-            round: i,
-            stats: rates[i],
-            disk_bytes: ok[i].disk_bytes,
-            space_amp: report::round(ok[i].space_amp, 3),
-            min_ops: rates.iter().map(|r| r.ops_per_sec).min().unwrap_or(0),
-            max_ops: rates.iter().map(|r| r.ops_per_sec).max().unwrap_or(0),
+            round: m.round,
+            stats: Rates::of(case.measured(o)),
+            disk_bytes: o.disk_bytes,
+            space_amp: report::round(o.space_amp, 3),
+            min_ops: m.min_ops,
+            max_ops: m.max_ops,
         })
     }
 
@@ -551,10 +521,7 @@ fn case_table(
                 ]);
             }
             None => {
-                let why = results[si]
-                    .iter()
-                    .find_map(|r| r.as_ref().err())
-                    .map_or("no result", String::as_str);
+                let why = first_failure(&results[si]).unwrap_or("no result");
                 let mut row = vec![kind.to_string(), format!("FAILED: {why}")];
                 row.extend(std::iter::repeat_n("-".to_string(), 7));
                 row.push(g);

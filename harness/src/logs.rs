@@ -4,24 +4,57 @@
 //! levels when set; otherwise `info` (so the engine's "FD backend
 //! (io_uring)" line or its fallback warning shows), or `warn` under
 //! `WALRUS_QUIET=1`/`--quiet`. Every ERROR event, such as a failed RocksDB
-//! background WAL sync, is also counted: a run during which a store logged
-//! an error exits with a failure instead of publishing its figures.
+//! background WAL sync, is also kept: the cell that was running when a
+//! store logged it fails with that message ([`mark`], [`claim_since`]),
+//! and one logged outside any cell fails the run ([`unclaimed`]).
 
+use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
 
+use tracing::field::{Field, Visit};
 use tracing::{Event, Level, Subscriber};
 use tracing_subscriber::layer::{Context, Layer, SubscriberExt};
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::EnvFilter;
 
 static ERRORS: AtomicU64 = AtomicU64::new(0);
+/// ERROR events a cell has taken as its failure.
+static CLAIMED: AtomicU64 = AtomicU64::new(0);
+/// The text of the first [`KEPT`] ERROR events, in order.
+static MESSAGES: Mutex<Vec<String>> = Mutex::new(Vec::new());
+/// More messages than this are counted, not kept.
+const KEPT: usize = 10_000;
 
-/// Counts ERROR events.
+/// Counts and keeps ERROR events.
 struct CountErrors;
+
+/// An event's fields as one line: the message, then `name=value` pairs.
+#[derive(Default)]
+struct Line(String);
+
+impl Visit for Line {
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        if !self.0.is_empty() {
+            self.0.push(' ');
+        }
+        if field.name() == "message" {
+            let _ = write!(self.0, "{value:?}");
+        } else {
+            let _ = write!(self.0, "{}={value:?}", field.name());
+        }
+    }
+}
 
 impl<S: Subscriber> Layer<S> for CountErrors {
     fn on_event(&self, event: &Event<'_>, _: Context<'_, S>) {
         if *event.metadata().level() == Level::ERROR {
+            let mut line = Line::default();
+            event.record(&mut line);
+            let mut kept = MESSAGES.lock().unwrap_or_else(|e| e.into_inner());
+            if kept.len() < KEPT {
+                kept.push(line.0);
+            }
             ERRORS.fetch_add(1, Ordering::Relaxed);
         }
     }
@@ -48,6 +81,38 @@ pub fn errors() -> u64 {
     ERRORS.load(Ordering::Relaxed)
 }
 
+/// Where the log of ERROR events stands now: pass it to [`claim_since`].
+#[derive(Clone, Copy, Debug)]
+pub struct Mark(u64);
+
+pub fn mark() -> Mark {
+    Mark(errors())
+}
+
+/// The ERROR events logged since `mark` (the text of those kept), which
+/// the caller takes as its failure: they no longer count as [`unclaimed`].
+pub fn claim_since(mark: Mark) -> Vec<String> {
+    let now = errors();
+    let n = now.saturating_sub(mark.0);
+    if n == 0 {
+        return Vec::new();
+    }
+    CLAIMED.fetch_add(n, Ordering::Relaxed);
+    let kept = MESSAGES.lock().unwrap_or_else(|e| e.into_inner());
+    let (from, to) = (mark.0 as usize, now as usize);
+    let mut out: Vec<String> = kept
+        .get(from.min(kept.len())..to.min(kept.len()))
+        .unwrap_or_default()
+        .to_vec();
+    out.resize(n as usize, "(message not kept)".into());
+    out
+}
+
+/// ERROR events no cell claimed: logged between cells or outside them.
+pub fn unclaimed() -> u64 {
+    errors().saturating_sub(CLAIMED.load(Ordering::Relaxed))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -59,5 +124,20 @@ mod tests {
         tracing::warn!("not an error");
         tracing::error!("a store's background sync failed");
         assert_eq!(errors(), before + 1);
+    }
+
+    #[test]
+    fn a_claimed_error_carries_its_message() {
+        install(true);
+        let mark = mark();
+        tracing::error!(path = "x", "fsync failed");
+        let claimed = claim_since(mark);
+        // Other tests of this binary may log errors at the same time.
+        assert!(
+            claimed
+                .iter()
+                .any(|m| m.contains("fsync failed") && m.contains("path=\"x\"")),
+            "{claimed:?}"
+        );
     }
 }

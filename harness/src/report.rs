@@ -36,6 +36,15 @@ pub struct WriteRow {
     pub elapsed_s: f64,
     pub disk_bytes: u64,
     pub space_amp: f64,
+    /// `1`, `2`, ... for a round, `median` for the median round (whole).
+    pub round: String,
+    /// `ok`, or `failed: <why>` (the figures are then zero).
+    pub status: String,
+    /// On a `median` row: which round (1-based) every figure is from.
+    pub median_of_round: String,
+    /// On a `median` row: the lowest and highest ops/s over the rounds.
+    pub ops_min: u64,
+    pub ops_max: u64,
 }
 
 /// One row of `read_benchmark_*.csv`: a `write` row for the populate phase
@@ -61,6 +70,15 @@ pub struct ReadRow {
     pub cpu_usage: f64,
     pub entries: u64,
     pub elapsed_s: f64,
+    /// `1`, `2`, ... for a round, `median` for the median round (whole).
+    pub round: String,
+    /// `ok`, or `failed: <why>` (the figures are then zero).
+    pub status: String,
+    /// On a `median` row: which round (1-based) every figure is from.
+    pub median_of_round: String,
+    /// On a `median` row: the lowest and highest ops/s over the rounds.
+    pub ops_min: u64,
+    pub ops_max: u64,
 }
 
 /// One row of `scaling_benchmark_*.csv`.
@@ -84,6 +102,15 @@ pub struct ScalingRow {
     pub topics: String,
     pub disk_bytes: u64,
     pub space_amp: f64,
+    /// `1`, `2`, ... for a round, `median` for the median round (whole).
+    pub round: String,
+    /// `ok`, or `failed: <why>` (the figures are then zero).
+    pub status: String,
+    /// On a `median` row: which round (1-based) every figure is from.
+    pub median_of_round: String,
+    /// On a `median` row: the lowest and highest ops/s over the rounds.
+    pub ops_min: u64,
+    pub ops_max: u64,
 }
 
 /// Throughput and latency columns shared by every row type, rounded for
@@ -114,6 +141,11 @@ impl Rates {
             elapsed_s: round(stats.elapsed.as_secs_f64(), 3),
         }
     }
+}
+
+/// The duration a `Duration` prints as in notes ("2s", "1.5s").
+pub(crate) fn secs(d: std::time::Duration) -> String {
+    format!("{}s", round(d.as_secs_f64(), 2))
 }
 
 pub(crate) fn round(x: f64, decimals: i32) -> f64 {
@@ -527,6 +559,11 @@ mod tests {
             elapsed_s: 1.0,
             disk_bytes: 0,
             space_amp: 0.0,
+            round: "median".into(),
+            status: "ok".into(),
+            median_of_round: "1".into(),
+            ops_min: 0,
+            ops_max: 0,
         };
         assert!(header_of(write)
             .starts_with("threads,fsync_mode,ops_per_sec,mb_per_sec,avg_latency_us,"));
@@ -550,6 +587,11 @@ mod tests {
             cpu_usage: 0.0,
             entries: 0,
             elapsed_s: 0.0,
+            round: "median".into(),
+            status: "ok".into(),
+            median_of_round: "1".into(),
+            ops_min: 0,
+            ops_max: 0,
         };
         assert!(header_of(read).starts_with("phase,threads,ops_per_sec,mb_per_sec,avg_latency_us,"));
         let scaling = ScalingRow {
@@ -570,6 +612,11 @@ mod tests {
             topics: String::new(),
             disk_bytes: 0,
             space_amp: 0.0,
+            round: "median".into(),
+            status: "ok".into(),
+            median_of_round: "1".into(),
+            ops_min: 0,
+            ops_max: 0,
         };
         assert!(header_of(scaling).starts_with("threads,ops_per_sec,mb_per_sec,cpu_usage,"));
     }

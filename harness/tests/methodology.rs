@@ -10,6 +10,10 @@ use walrus_harness::{run, BenchArgs, Command, Settings, StoreKind};
 use walrus_wal::StoreConfig;
 
 fn settings(out: &Path, extra: &[(&str, &str)]) -> Settings {
+    settings_of(Command::Compare, out, extra)
+}
+
+fn settings_of(command: Command, out: &Path, extra: &[(&str, &str)]) -> Settings {
     let mut env: HashMap<String, String> = [
         ("WALRUS_DURATION", "60ms"),
         ("WALRUS_WARMUP", "10ms"),
@@ -30,27 +34,32 @@ fn settings(out: &Path, extra: &[(&str, &str)]) -> Settings {
     for (k, v) in extra {
         env.insert(k.to_string(), v.to_string());
     }
-    Settings::resolve(Command::Compare, &BenchArgs::default(), &env).unwrap()
+    Settings::resolve(command, &BenchArgs::default(), &env).unwrap()
 }
 
-/// Every round runs every store once per case, and no store goes first in
-/// two rounds of the same case: position in the round (and what ran just
-/// before) is not left to favour one store.
-#[test]
-fn rounds_alternate_the_stores() {
-    let dir = tempfile::tempdir().unwrap();
-    let s = settings(dir.path(), &[]);
+/// Runs `s` with every store opened as the null store, recording the order
+/// in which the stores' cells ran, and checks it: every round runs every
+/// store once per case, and no store goes first in two rounds of the same
+/// case, so position in the round (and what ran just before) is not left
+/// to favour one store. `opens_per_cell` is 2 for cold reads (a reopen).
+fn assert_rounds_alternate(s: &Settings, opens_per_cell: usize) {
     let opened = Mutex::new(Vec::new());
     let open = |kind: StoreKind, d: &Path, c: StoreConfig| {
         opened.lock().unwrap().push(kind);
         walrus_adapters::open_store(StoreKind::Null, d, c)
     };
-    let out = run(&s, &open).unwrap();
+    let out = run(s, &open).unwrap();
     assert!(out.failures.is_empty(), "{:?}", out.failures);
-    let opened = opened.into_inner().unwrap();
+    let opened: Vec<StoreKind> = opened
+        .into_inner()
+        .unwrap()
+        .into_iter()
+        .step_by(opens_per_cell)
+        .collect();
     let stores = s.stores.len();
+    assert!(!opened.is_empty());
+    assert_eq!(opened.len() % s.rounds, 0, "{:?}: {opened:?}", s.command);
     let cells_per_round = opened.len() / s.rounds;
-    assert_eq!(opened.len() % s.rounds, 0);
     let cases = cells_per_round / stores;
     for case in 0..cases {
         let mut firsts = Vec::new();
@@ -67,8 +76,63 @@ fn rounds_alternate_the_stores() {
         assert_eq!(
             firsts.len(),
             s.rounds,
-            "case {case}: the same store led twice"
+            "{:?} case {case}: the same store led twice",
+            s.command
         );
+    }
+    // The CSV has a row per round and one median row per case and store.
+    let csv = out
+        .files
+        .iter()
+        .find(|f| f.extension().is_some_and(|e| e == "csv"))
+        .unwrap();
+    let mut reader = csv::Reader::from_path(csv).unwrap();
+    let header: Vec<String> = reader.headers().unwrap().iter().map(String::from).collect();
+    let round = header.iter().position(|h| h == "round").unwrap();
+    let rounds: Vec<String> = reader
+        .records()
+        .map(|r| r.unwrap()[round].to_string())
+        .collect();
+    for r in 1..=s.rounds {
+        assert!(
+            rounds.contains(&r.to_string()),
+            "{:?}: no round {r}",
+            s.command
+        );
+    }
+    let medians = rounds.iter().filter(|r| *r == "median").count();
+    assert!(
+        medians >= cases * stores,
+        "{:?}: {medians} medians",
+        s.command
+    );
+}
+
+#[test]
+fn rounds_alternate_the_stores() {
+    let dir = tempfile::tempdir().unwrap();
+    assert_rounds_alternate(&settings(dir.path(), &[]), 1);
+}
+
+/// The single-purpose benchmarks and the scenarios alternate the same way.
+#[test]
+fn every_command_alternates_the_stores_across_rounds() {
+    let dir = tempfile::tempdir().unwrap();
+    let short = [
+        ("WALRUS_DURATION", "30ms"),
+        ("WALRUS_WARMUP", "0s"),
+        ("THREADS", "1,2"),
+    ];
+    for command in [
+        Command::Write,
+        Command::Batch,
+        Command::Scaling,
+        Command::Read,
+        Command::Scenarios,
+    ] {
+        let s = settings_of(command, dir.path(), &short);
+        assert_eq!(s.rounds, 3);
+        assert_rounds_alternate(&s, 1);
     }
 }
 

@@ -13,7 +13,9 @@ use walrus_wal::{LogStore, StoreConfig};
 
 fn settings(command: Command, out: &Path, extra: &[(&str, &str)]) -> Settings {
     let mut env: HashMap<String, String> = [
-        ("WALRUS_DURATION", "150ms"),
+        ("WALRUS_DURATION", "80ms"),
+        ("WALRUS_WARMUP", "20ms"),
+        ("WALRUS_ROUNDS", "2"),
         ("WALRUS_QUIET", "1"),
         ("READ_ENTRIES", "2000"),
         ("FSYNC", "no-fsync"),
@@ -72,7 +74,12 @@ fn write_csv_columns_and_rows() {
             "{col} missing from {header}"
         );
     }
-    assert_eq!(rows, 2, "one row per thread count");
+    // Per thread count: a row per round (2) and the median round's.
+    assert_eq!(rows, 2 * 3, "three rows per thread count");
+    assert!(
+        header.ends_with(",round,status,median_of_round,ops_min,ops_max"),
+        "{header}"
+    );
     assert!(out.text.contains("ops/s"));
     // The data directories of the runs are gone.
     assert_eq!(
@@ -97,8 +104,9 @@ fn read_csv_has_a_write_and_a_read_row_per_cell() {
         header.starts_with("phase,threads,ops_per_sec,mb_per_sec,avg_latency_us,"),
         "{header}"
     );
-    // 2 consistencies x (single + batch) x 2 thread counts x (write + read)
-    assert_eq!(rows, 16);
+    // 2 consistencies x (single + batch) x 2 thread counts x (write + read),
+    // for each of 2 rounds and the median
+    assert_eq!(rows, 16 * 3);
 }
 
 #[test]
@@ -115,7 +123,7 @@ fn scaling_csv_columns() {
         header.starts_with("threads,ops_per_sec,mb_per_sec,cpu_usage,"),
         "{header}"
     );
-    assert_eq!(rows, 3);
+    assert_eq!(rows, 3 * 3, "per thread count: 2 rounds and the median");
 }
 
 #[test]

@@ -85,7 +85,19 @@ def load(kind, path):
     if spec.needs_row and not (df[spec.needs_row[0]] == spec.needs_row[1]).any():
         column, value = spec.needs_row
         raise ReportError(f"{path}: no row with {column} = {value}")
-    return df
+    return medians_only(kind, path, df)
+
+
+def medians_only(kind, path, df):
+    """The rows a page draws from a run with rounds: each case and store's
+    median round (whole), not every round. CSVs from before rounds (no
+    `round` column) are drawn as they are; the compare page picks its own."""
+    if kind == "compare" or "round" not in df.columns:
+        return df
+    medians = df[df["round"] == "median"].reset_index(drop=True)
+    if medians.empty:
+        raise ReportError(f"{path}: no row with round = median (did every cell fail?)")
+    return medians
 
 
 def _numbers(path, df, column):
