@@ -91,10 +91,7 @@ struct Reader {
 }
 
 fn backend(e: rocksdb::Error) -> Error {
-    Error::Backend {
-        store: "rocksdb",
-        message: e.into_string(),
-    }
+    Error::backend("rocksdb", e)
 }
 
 /// The options, each with its reason (also listed in `docs/guarantees.md`).
@@ -126,9 +123,11 @@ fn topic_prefix(tag: u8, topic: &str) -> Vec<u8> {
 }
 
 fn decode_u64(bytes: &[u8], what: &str) -> Result<u64> {
-    let bytes: [u8; 8] = bytes.try_into().map_err(|_| Error::Backend {
-        store: "rocksdb",
-        message: format!("{what} is {} bytes, expected 8", bytes.len()),
+    let bytes: [u8; 8] = bytes.try_into().map_err(|_| {
+        Error::backend(
+            "rocksdb",
+            format!("{what} is {} bytes, expected 8", bytes.len()),
+        )
     })?;
     Ok(u64::from_be_bytes(bytes))
 }
@@ -218,21 +217,15 @@ impl Inner {
             }
             let name = split_key(key, DATA_TAG)
                 .map(|(name, _)| name.to_owned())
-                .ok_or_else(|| Error::Backend {
-                    store: "rocksdb",
-                    message: "a data key does not decode".into(),
-                })?;
+                .ok_or_else(|| Error::backend("rocksdb", "a data key does not decode"))?;
             let mut past_topic = topic_prefix(DATA_TAG, &name);
             past_topic.extend_from_slice(&[0xff; 8]);
             it.seek_for_prev(&past_topic);
-            let last_key = it.key().ok_or_else(|| Error::Backend {
-                store: "rocksdb",
-                message: "a topic's range vanished during recovery".into(),
+            let last_key = it.key().ok_or_else(|| {
+                Error::backend("rocksdb", "a topic's range vanished during recovery")
             })?;
-            let (_, seq) = split_key(last_key, DATA_TAG).ok_or_else(|| Error::Backend {
-                store: "rocksdb",
-                message: "a data key does not decode".into(),
-            })?;
+            let (_, seq) = split_key(last_key, DATA_TAG)
+                .ok_or_else(|| Error::backend("rocksdb", "a data key does not decode"))?;
             let next_seq = decode_u64(seq, "a data key's seq")? + 1;
             topics.insert(name.clone(), Arc::new(Topic::new(&name, next_seq)));
             it.seek(&past_topic);
@@ -436,10 +429,10 @@ impl Topic {
     }
 
     fn missing(&self, seq: u64) -> Error {
-        Error::Backend {
-            store: "rocksdb",
-            message: format!("topic {:?} is missing seq {seq} below its end", self.name),
-        }
+        Error::backend(
+            "rocksdb",
+            format!("topic {:?} is missing seq {seq} below its end", self.name),
+        )
     }
 }
 

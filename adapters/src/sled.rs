@@ -64,10 +64,7 @@ struct Reader {
 }
 
 fn backend(e: sled::Error) -> Error {
-    Error::Backend {
-        store: "sled",
-        message: e.to_string(),
-    }
+    Error::backend("sled", e)
 }
 
 fn seq_key(seq: u64) -> [u8; 8] {
@@ -75,9 +72,11 @@ fn seq_key(seq: u64) -> [u8; 8] {
 }
 
 fn decode_seq(bytes: &[u8], what: &str) -> Result<u64> {
-    let bytes: [u8; 8] = bytes.try_into().map_err(|_| Error::Backend {
-        store: "sled",
-        message: format!("{what} is {} bytes, expected an 8-byte seq", bytes.len()),
+    let bytes: [u8; 8] = bytes.try_into().map_err(|_| {
+        Error::backend(
+            "sled",
+            format!("{what} is {} bytes, expected an 8-byte seq", bytes.len()),
+        )
     })?;
     Ok(u64::from_be_bytes(bytes))
 }
@@ -149,10 +148,8 @@ impl SledStore {
             let Some(name) = tree_name.strip_prefix(TOPIC_TREE_PREFIX) else {
                 continue;
             };
-            let name = std::str::from_utf8(name).map_err(|_| Error::Backend {
-                store: "sled",
-                message: "a topic tree's name is not UTF-8".into(),
-            })?;
+            let name = std::str::from_utf8(name)
+                .map_err(|_| Error::backend("sled", "a topic tree's name is not UTF-8"))?;
             let tree = self.db.open_tree(&tree_name).map_err(backend)?;
             let next_seq = match tree.last().map_err(backend)? {
                 Some((key, _)) => decode_seq(&key, "a topic key")? + 1,
@@ -239,9 +236,11 @@ impl SledStore {
                 .tree
                 .get(seq_key(reader.cursor))
                 .map_err(backend)?
-                .ok_or_else(|| Error::Backend {
-                    store: "sled",
-                    message: format!("topic {:?} is missing seq {}", topic.name, reader.cursor),
+                .ok_or_else(|| {
+                    Error::backend(
+                        "sled",
+                        format!("topic {:?} is missing seq {}", topic.name, reader.cursor),
+                    )
                 })?;
             out.push(Entry {
                 seq: reader.cursor,
@@ -254,10 +253,10 @@ impl SledStore {
                 let seq = decode_seq(&key, "a topic key")?;
                 let expected = reader.cursor + out.len() as u64;
                 if seq != expected {
-                    return Err(Error::Backend {
-                        store: "sled",
-                        message: format!("topic {:?} is missing seq {expected}", topic.name),
-                    });
+                    return Err(Error::backend(
+                        "sled",
+                        format!("topic {:?} is missing seq {expected}", topic.name),
+                    ));
                 }
                 let fits = match budget {
                     None => out.is_empty(),

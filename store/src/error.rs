@@ -1,5 +1,6 @@
 //! The one error type of the `LogStore` contract, shared by every store.
 
+use std::error::Error as StdError;
 use std::io;
 use std::path::PathBuf;
 
@@ -29,15 +30,6 @@ pub enum Error {
         offset: u64,
         /// What is wrong there.
         reason: String,
-    },
-
-    /// A checksum did not match its record.
-    #[error("checksum mismatch: expected {expected:#018x}, got {got:#018x}")]
-    ChecksumMismatch {
-        /// The checksum the record carries.
-        expected: u64,
-        /// The checksum of the bytes read.
-        got: u64,
     },
 
     /// A file whose magic bytes are not ours.
@@ -112,13 +104,17 @@ pub enum Error {
     #[error("instance refuses writes after an earlier failure: {0}")]
     Failed(String),
 
-    /// An error reported by an external store (RocksDB, sled, ...).
-    #[error("{store} error: {message}")]
+    /// An error reported by an external store (RocksDB, sled, ...), or a
+    /// state of its data the adapter cannot make sense of.
+    #[error("{store} error: {source}")]
     Backend {
         /// The external store's name.
         store: &'static str,
-        /// Its error, as text.
-        message: String,
+        /// Its error, kept whole so callers can walk the source chain or
+        /// downcast it (to `rocksdb::Error`, `sled::Error`, ...). An adapter's
+        /// own finding is a plain message.
+        #[source]
+        source: Box<dyn StdError + Send + Sync>,
     },
 }
 
@@ -128,6 +124,19 @@ impl Error {
         Error::Io {
             context: context.into(),
             source,
+        }
+    }
+
+    /// An error of the external store `store`: its own error type (which is
+    /// kept as the source), or a message (`&str` or `String`) for what the
+    /// adapter found wrong itself.
+    pub fn backend(
+        store: &'static str,
+        source: impl Into<Box<dyn StdError + Send + Sync>>,
+    ) -> Error {
+        Error::Backend {
+            store,
+            source: source.into(),
         }
     }
 }
@@ -141,7 +150,6 @@ impl From<Error> for io::Error {
         let kind = match &e {
             Error::Io { source, .. } => source.kind(),
             Error::Corruption { .. }
-            | Error::ChecksumMismatch { .. }
             | Error::BadMagic { .. }
             | Error::UnsupportedVersion { .. } => io::ErrorKind::InvalidData,
             Error::Locked(_) => io::ErrorKind::WouldBlock,
@@ -155,5 +163,39 @@ impl From<Error> for io::Error {
             }
         };
         io::Error::new(kind, e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("disk on fire")]
+    struct ForeignError;
+
+    #[test]
+    fn a_backend_error_keeps_its_source_and_reads_well() {
+        let err = Error::backend("rocksdb", ForeignError);
+        assert_eq!(err.to_string(), "rocksdb error: disk on fire");
+        let source = err.source().expect("the foreign error is the source");
+        assert!(source.downcast_ref::<ForeignError>().is_some());
+    }
+
+    #[test]
+    fn a_backend_message_needs_no_error_type() {
+        let err = Error::backend("sled", format!("topic {:?} is missing seq {}", "t", 4));
+        assert_eq!(err.to_string(), r#"sled error: topic "t" is missing seq 4"#);
+    }
+
+    #[test]
+    fn io_error_conversion_keeps_the_kind_and_the_chain() {
+        let err = Error::io("syncing x", io::Error::from(io::ErrorKind::StorageFull));
+        let converted = io::Error::from(err);
+        assert_eq!(converted.kind(), io::ErrorKind::StorageFull);
+        let inner = converted.get_ref().expect("the store error is kept");
+        assert!(inner.downcast_ref::<Error>().is_some());
+        let locked = io::Error::from(Error::Locked("/d".into()));
+        assert_eq!(locked.kind(), io::ErrorKind::WouldBlock);
     }
 }

@@ -63,10 +63,7 @@ fn check_installed_at(path: PathBuf) -> Result<PathBuf> {
 }
 
 fn backend(message: impl Into<String>) -> Error {
-    Error::Backend {
-        store: "jetstream",
-        message: message.into(),
-    }
+    Error::backend("jetstream", message.into())
 }
 
 /// One nats-server process under its wrapper.

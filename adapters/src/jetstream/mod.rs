@@ -58,10 +58,7 @@ const DATA_STREAM: &str = "WALRUS";
 const CURSOR_STREAM: &str = "WALRUS_CURSORS";
 
 fn backend(message: impl Into<String>) -> Error {
-    Error::Backend {
-        store: "jetstream",
-        message: message.into(),
-    }
+    Error::backend("jetstream", message.into())
 }
 
 /// A cursor: where the next consuming read of a topic starts.
