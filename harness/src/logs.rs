@@ -21,10 +21,11 @@ use tracing_subscriber::EnvFilter;
 static ERRORS: AtomicU64 = AtomicU64::new(0);
 /// ERROR events a cell has taken as its failure.
 static CLAIMED: AtomicU64 = AtomicU64::new(0);
-/// The text of the first [`KEPT`] ERROR events, in order.
-static MESSAGES: Mutex<Vec<String>> = Mutex::new(Vec::new());
-/// More messages than this are counted, not kept.
-const KEPT: usize = 10_000;
+/// The text of the ERROR events no one has claimed yet, with their
+/// number (0-based, in logging order).
+static MESSAGES: Mutex<Vec<(u64, String)>> = Mutex::new(Vec::new());
+/// More unclaimed messages than this are counted, not kept.
+const KEPT: usize = 1_000;
 
 /// Counts and keeps ERROR events.
 struct CountErrors;
@@ -52,10 +53,10 @@ impl<S: Subscriber> Layer<S> for CountErrors {
             let mut line = Line::default();
             event.record(&mut line);
             let mut kept = MESSAGES.lock().unwrap_or_else(|e| e.into_inner());
+            let n = ERRORS.fetch_add(1, Ordering::Relaxed);
             if kept.len() < KEPT {
-                kept.push(line.0);
+                kept.push((n, line.0));
             }
-            ERRORS.fetch_add(1, Ordering::Relaxed);
         }
     }
 }
@@ -98,12 +99,15 @@ pub fn claim_since(mark: Mark) -> Vec<String> {
         return Vec::new();
     }
     CLAIMED.fetch_add(n, Ordering::Relaxed);
-    let kept = MESSAGES.lock().unwrap_or_else(|e| e.into_inner());
-    let (from, to) = (mark.0 as usize, now as usize);
+    let mut kept = MESSAGES.lock().unwrap_or_else(|e| e.into_inner());
     let mut out: Vec<String> = kept
-        .get(from.min(kept.len())..to.min(kept.len()))
-        .unwrap_or_default()
-        .to_vec();
+        .iter()
+        .filter(|(i, _)| (mark.0..now).contains(i))
+        .map(|(_, m)| m.clone())
+        .collect();
+    // Older ones were logged outside any cell and stay counted as
+    // unclaimed; their text is no longer needed.
+    kept.retain(|(i, _)| *i >= now);
     out.resize(n as usize, "(message not kept)".into());
     out
 }

@@ -20,6 +20,11 @@ pub enum Fault {
     FlipBitOnRead(u64),
     /// Returns every `n`th entry twice.
     RepeatOnRead(u64),
+    /// Fails every append after the first `n` with an I/O error.
+    FailAppendAfter(u64),
+    /// Stores everything, but logs one ERROR, on the `n`th append, as a
+    /// store whose background sync failed would.
+    LogErrorOnAppend(u64),
 }
 
 type Topic = (Vec<Vec<u8>>, usize);
@@ -83,6 +88,18 @@ impl LogStore for MemStore {
     }
 
     fn batch_append(&self, topic: &str, payloads: &[&[u8]]) -> Result<()> {
+        match self.fault {
+            Fault::FailAppendAfter(n) if self.appends.fetch_add(1, Ordering::Relaxed) >= n => {
+                return Err(walrus_wal::Error::Io {
+                    context: format!("appending to {topic} (a test store set to fail)"),
+                    source: std::io::Error::other("the disk is on fire"),
+                });
+            }
+            Fault::LogErrorOnAppend(n) if self.appends.fetch_add(1, Ordering::Relaxed) + 1 == n => {
+                tracing::error!(store = %self.name, "background sync failed: the disk is on fire");
+            }
+            _ => {}
+        }
         let mut topics = self.topics.lock().unwrap();
         let (entries, _) = topics.entry(topic.to_string()).or_default();
         for p in payloads {
