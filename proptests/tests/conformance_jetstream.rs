@@ -157,3 +157,33 @@ mod r3 {
         lookalike_topics_stay_apart(&open);
     }
 }
+
+/// One set of nodes per directory (adapters/src/jetstream/dir_lock.rs): a
+/// second open while the store is open fails at once with `Locked`, as it
+/// does for every other store; once the first is dropped (its nodes parked),
+/// a reopen picks the nodes up and sees what was appended. The process-kill
+/// suite covers the cross-process hand-over of parked nodes.
+#[test]
+fn a_second_open_of_an_open_store_is_locked_and_a_reopen_after_drop_is_not() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = StoreConfig {
+        consistency: ReadConsistency::StrictlyAtOnce,
+        fsync: FsyncSchedule::SyncEach,
+    };
+    let first = open_store(StoreKind::JetStreamR1, tmp.path(), config).unwrap();
+    first.append("t", b"kept").unwrap();
+    let started = std::time::Instant::now();
+    match open_store(StoreKind::JetStreamR1, tmp.path(), config) {
+        Err(walrus_wal::Error::Locked(_)) => {}
+        Err(e) => panic!("a second open failed with {e}, not Locked"),
+        Ok(_) => panic!("a second open of an open store succeeded"),
+    }
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(10),
+        "Locked comes at once, not after the take-over timeout"
+    );
+    drop(first);
+    let again = open_store(StoreKind::JetStreamR1, tmp.path(), config).unwrap();
+    let got = again.read_next("t", true).unwrap().expect("the entry");
+    assert_eq!(&got.data[..], b"kept");
+}

@@ -13,9 +13,13 @@
 //! stops its server with SIGTERM and waits for it. So no server outlives the
 //! process that started it. The wrapper prints the server's own pid, which
 //! [`Cluster::kill_node`] uses to SIGKILL the server itself.
+//!
+//! A cluster holds its directory's lock ([`dir_lock`]) from before its first
+//! node starts; every wrapper and server inherits it (as file descriptor 3),
+//! so the lock is free again only once the last node process has exited.
 
 use std::fmt::Write as _;
-use std::fs;
+use std::fs::{self, File};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -23,6 +27,8 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use walrus_wal::{Error, FsyncSchedule, Result};
+
+use super::dir_lock::{self, Use};
 
 /// The make target that installs the server; named in every "missing" error.
 pub const INSTALL_TARGET: &str = "make nats-server";
@@ -108,6 +114,10 @@ pub struct Cluster {
     cluster_ports: Vec<u16>,
     fsync: FsyncSchedule,
     binary: PathBuf,
+    dir: PathBuf,
+    /// The directory's lock; declared last, so it is closed after the
+    /// nodes have stopped (they hold it too).
+    lock: File,
 }
 
 fn free_port() -> Result<u16> {
@@ -140,10 +150,17 @@ impl Cluster {
         // host. The failed nodes are stopped (Drop waits for them) before
         // the next try picks new ports on the same data.
         const TRIES: usize = 3;
+        let lock = dir_lock::acquire(dir)?;
         let mut last = None;
         for attempt in 1..=TRIES {
-            match Cluster::start_once(dir, nodes, fsync) {
-                Ok(cluster) => return Ok(cluster),
+            let lock = lock
+                .try_clone()
+                .map_err(|e| Error::io("duplicating the nodes' lock", e))?;
+            match Cluster::start_once(dir, nodes, fsync, lock) {
+                Ok(cluster) => {
+                    dir_lock::set_owner(dir, Use::Live)?;
+                    return Ok(cluster);
+                }
                 Err(e @ Error::Backend { .. }) if attempt < TRIES => {
                     tracing::warn!("jetstream: start {attempt} of {TRIES} failed ({e}); retrying");
                     last = Some(e);
@@ -154,7 +171,7 @@ impl Cluster {
         Err(last.expect("the loop returns on its last try"))
     }
 
-    fn start_once(dir: &Path, nodes: usize, fsync: FsyncSchedule) -> Result<Cluster> {
+    fn start_once(dir: &Path, nodes: usize, fsync: FsyncSchedule, lock: File) -> Result<Cluster> {
         let binary = check_server_installed()?;
         assert!(nodes == 1 || nodes == 3, "R1 or R3");
         let mut cluster = Cluster {
@@ -162,6 +179,8 @@ impl Cluster {
             cluster_ports: Vec::new(),
             fsync,
             binary,
+            dir: dir.to_path_buf(),
+            lock,
         };
         for i in 0..nodes {
             let node_dir = dir.join(format!("node-{i}"));
@@ -183,6 +202,21 @@ impl Cluster {
         }
         cluster.wait_ready()?;
         Ok(cluster)
+    }
+
+    /// The store directory the nodes' data is under.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Whether every node's process is still running (a parked cluster
+    /// whose nodes died is not reused).
+    pub fn all_running(&mut self) -> bool {
+        self.nodes.iter_mut().all(|node| {
+            node.running
+                .as_mut()
+                .is_some_and(|r| matches!(r.wrapper.try_wait(), Ok(None)))
+        })
     }
 
     /// The nodes, in order `n0`, `n1`, ...
@@ -242,7 +276,13 @@ impl Cluster {
         // `read` returns when our end of the pipe closes, however this
         // process ends; the server then gets SIGTERM. Background jobs of a
         // non-interactive sh read /dev/null, so the server never eats stdin.
-        let script = r#"trap '' INT; "$0" -c "$1" >>"$2" 2>&1 & s=$!; echo $s; read _ignored; kill -TERM $s 2>/dev/null; wait $s"#;
+        // The directory lock comes in as stderr and moves to fd 3, which
+        // the server inherits: both hold the lock while they run.
+        let script = r#"exec 3>&2 2>/dev/null; trap '' INT; "$0" -c "$1" >>"$2" 2>&1 & s=$!; echo $s; read _ignored; kill -TERM $s; wait $s"#;
+        let lock = self
+            .lock
+            .try_clone()
+            .map_err(|e| Error::io("duplicating the nodes' lock", e))?;
         let mut wrapper = Command::new("sh")
             .arg("-c")
             .arg(script)
@@ -251,7 +291,7 @@ impl Cluster {
             .arg(&log)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(Stdio::from(lock))
             .spawn()
             .map_err(|e| Error::io("starting nats-server under sh", e))?;
         let mut line = String::new();

@@ -12,7 +12,10 @@
 //!   cannot afford). A reopen from a new process, or after
 //!   [`JetStreamStore::close_and_stop`], restarts the nodes on the same
 //!   data. At most [`MAX_PARKED`] clusters are parked per process, and none
-//!   outlives the process (see [`cluster`]).
+//!   outlives the process (see [`cluster`]). One set of nodes runs on a
+//!   directory at a time, across processes ([`dir_lock`]): a second open
+//!   while a store is open elsewhere fails with `Locked`, and an open from
+//!   another process stops the nodes parked here and then starts its own.
 //! * two streams: `WALRUS` holds every topic's records on `w.<topic>` (and
 //!   the parts of large records on `p.<topic>`); `WALRUS_CURSORS` keeps one
 //!   message per topic on `c.<topic>`, the topic's cursor. Both have the
@@ -28,6 +31,7 @@
 
 pub(crate) mod cluster;
 mod codec;
+pub mod dir_lock;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -619,17 +623,34 @@ struct Parked {
     cluster: Arc<Mutex<Cluster>>,
 }
 
-static PARKED: Mutex<Vec<Parked>> = Mutex::new(Vec::new());
+/// The clusters parked in this process, and whether the thread that hands
+/// them to other processes ([`watch_release_requests`]) is running.
+struct Parking {
+    entries: Vec<Parked>,
+    watching: bool,
+}
+
+static PARKING: Mutex<Parking> = Mutex::new(Parking {
+    entries: Vec::new(),
+    watching: false,
+});
+
+/// How often parked clusters look for another process asking for them.
+const RELEASE_POLL: Duration = Duration::from_millis(20);
+
+fn parking() -> std::sync::MutexGuard<'static, Parking> {
+    PARKING.lock().unwrap_or_else(|p| p.into_inner())
+}
 
 /// The running cluster parked for `dir` with these settings, if any; drops
-/// (stops) parked clusters of vanished directories and those of `dir` with
-/// other settings.
+/// (stops) parked clusters of vanished directories, those of `dir` with
+/// other settings, and those whose nodes died.
 fn unpark(dir: &Path, replicas: usize, fsync: FsyncSchedule) -> Option<Arc<Mutex<Cluster>>> {
-    let mut parked = PARKED.lock().unwrap_or_else(|p| p.into_inner());
+    let mut parking = parking();
     let mut found = None;
     let mut stopped = Vec::new();
     let mut kept = Vec::new();
-    for entry in parked.drain(..) {
+    for entry in parking.entries.drain(..) {
         if entry.dir == dir && entry.replicas == replicas && entry.fsync == fsync {
             found = Some(entry.cluster);
         } else if entry.dir == dir || !entry.dir.exists() {
@@ -638,19 +659,61 @@ fn unpark(dir: &Path, replicas: usize, fsync: FsyncSchedule) -> Option<Arc<Mutex
             kept.push(entry);
         }
     }
-    *parked = kept;
-    drop(parked);
+    parking.entries = kept;
+    drop(parking);
     drop(stopped); // stops their nodes, outside the lock
-    found
+    let cluster = found?;
+    let usable = {
+        let mut nodes = cluster.lock().unwrap_or_else(|p| p.into_inner());
+        nodes.all_running() && dir_lock::set_owner(dir, dir_lock::Use::Live).is_ok()
+    };
+    usable.then_some(cluster)
 }
 
 fn park(entry: Parked) {
-    let mut parked = PARKED.lock().unwrap_or_else(|p| p.into_inner());
-    parked.push(entry);
-    let excess = parked.len().saturating_sub(MAX_PARKED);
-    let stopped: Vec<Parked> = parked.drain(..excess).collect();
-    drop(parked);
+    // The owner file says "parked" before another process can see the
+    // cluster as such; a failed write only makes that process wait.
+    if let Err(e) = dir_lock::set_owner(&entry.dir, dir_lock::Use::Parked) {
+        tracing::warn!("jetstream: {e}");
+    }
+    let mut parking = parking();
+    parking.entries.push(entry);
+    let excess = parking.entries.len().saturating_sub(MAX_PARKED);
+    let stopped: Vec<Parked> = parking.entries.drain(..excess).collect();
+    if !parking.watching {
+        let spawned = std::thread::Builder::new()
+            .name("jetstream-parked".into())
+            .spawn(watch_release_requests);
+        parking.watching = spawned.is_ok();
+    }
+    drop(parking);
     drop(stopped);
+}
+
+/// Stops every parked cluster that another process asks for (see
+/// [`dir_lock`]); ends when nothing is parked.
+fn watch_release_requests() {
+    loop {
+        std::thread::sleep(RELEASE_POLL);
+        let mut parking = parking();
+        if parking.entries.is_empty() {
+            parking.watching = false;
+            return;
+        }
+        let (released, kept): (Vec<Parked>, Vec<Parked>) = parking
+            .entries
+            .drain(..)
+            .partition(|entry| dir_lock::release_requested(&entry.dir));
+        parking.entries = kept;
+        drop(parking);
+        for entry in &released {
+            tracing::info!(
+                "jetstream: stopping the nodes parked for {}: another process opens it",
+                entry.dir.display()
+            );
+        }
+        drop(released); // stops the nodes, which frees the directory's lock
+    }
 }
 
 /// A JetStream store with a blocking API, running its own nodes.
