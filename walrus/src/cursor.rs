@@ -22,27 +22,9 @@
 //! snapshot was renamed into place before the directory sync failed is
 //! undone the same way.
 //!
-//! ```text
-//! cursors.snap
-//!   0  [u8; 8] magic "WALRUSCS"
-//!   8  u32     format version (1)
-//!  12  u32     number of cursors
-//!  16  u64     generation g (names the log that continues this snapshot)
-//!  24  ..      per cursor: u16 topic length, topic bytes, u64 next sequence
-//!  end u64     crc64 of every byte before it
-//!
-//! cursors-<g>.log
-//!   0  [u8; 8] magic "WALRUSCL"
-//!   8  u32     format version (1)
-//!  12  u32     reserved, 0
-//!  16  u64     generation g
-//!  24  u64     crc64 of bytes 0..24
-//!  32  ..      records: u64 crc64 of the rest, u64 next sequence,
-//!              u16 topic length, topic bytes
-//! ```
+//! The files' layouts are in `crate::format::cursor`.
 
-use crate::crc::crc64;
-use crate::format::FORMAT_VERSION;
+use crate::format::cursor::{self as layout, LOG_BYTES};
 use crate::group_commit::GroupSync;
 use crate::recovery::{move_to_lost_found, Dropped};
 use crate::storage::{FileKind, OpenMode, Storage, StorageFile};
@@ -55,15 +37,9 @@ use std::sync::Arc;
 mod files;
 use files::*;
 
-const SNAP_MAGIC: [u8; 8] = *b"WALRUSCS";
-const LOG_MAGIC: [u8; 8] = *b"WALRUSCL";
-const LOG_HEADER_LEN: u64 = 32;
+const LOG_HEADER_LEN: u64 = layout::LOG_HEADER_LEN as u64;
 const SNAP_NAME: &str = "cursors.snap";
 const SNAP_TMP_NAME: &str = "cursors.snap.tmp";
-/// A log is created at this length, zero-filled, so that appending records
-/// to it never needs a new block: on a full disk, consumers can still move
-/// their cursors (and so free the segments they used up).
-const LOG_BYTES: u64 = 256 << 10;
 /// The log is folded into a snapshot once it is this long; past it, it is
 /// still appended to while a compaction cannot find the space for its files.
 const LOG_COMPACT_BYTES: u64 = LOG_BYTES * 3 / 4;

@@ -139,7 +139,7 @@ pub fn check_large_frame(
     let mut at = off + head_len as u64;
     let mut ranges = Vec::with_capacity(h.count);
     for len in head[FRAME_HEADER_LEN..].chunks_exact(4) {
-        let len = u64::from(u32::from_le_bytes(len.try_into().expect("4 bytes")));
+        let len = u64::from(crate::format::le::u32_at(len, 0));
         ranges.push(at..at + len);
         at += len;
     }

@@ -5,7 +5,7 @@
 
 use crate::format::{
     align_up, BlockHeader, FrameHeader, SegmentHeader, ALIGN, BLOCK_HEADER_FIXED_LEN, BLOCK_MAGIC,
-    FRAME_HEADER_LEN, MAX_SEQ, SEGMENT_HEADER_LEN,
+    DEAD_BLOCK_MAGIC, FRAME_HEADER_LEN, MAX_SEQ, SEGMENT_HEADER_LEN,
 };
 use crate::segment::{parse_segment_name, Segment, EXTENT_UNIT, TMP_SUFFIX};
 use crate::storage::{FileKind, OpenMode, Storage};
@@ -17,10 +17,6 @@ use std::sync::Arc;
 
 mod frames;
 use frames::*;
-
-/// Magic written over the block magic of an extent that recovery cut out of
-/// its topic's chain, so later scans skip it without trusting its frames.
-const DEAD_BLOCK_MAGIC: [u8; 4] = *b"WDED";
 
 /// What recovery found and what it had to drop.
 #[derive(Clone, Debug, Default)]

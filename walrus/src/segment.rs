@@ -17,9 +17,7 @@ use std::io;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-/// Extents start on multiples of this; recovery probes for block headers at
-/// these offsets.
-pub const EXTENT_UNIT: u64 = 4096;
+pub use crate::format::EXTENT_UNIT;
 
 pub fn segment_name(id: u64) -> String {
     format!("seg-{id:020}.wal")
