@@ -71,7 +71,8 @@ BENCH_BIN := $(TARGET_DIR)/release
 BENCH_FEATURES ?= all-stores
 BENCH_CARGO_FEATURES := $(if $(strip $(BENCH_FEATURES)),--features $(BENCH_FEATURES),)
 
-.PHONY: bench-build bench-writes bench-reads bench-scaling bench-batch compare scenarios bench-micro
+.PHONY: bench-build bench-writes bench-reads bench-scaling bench-batch compare scenarios bench-micro \
+	bench-longrun
 
 # When CARGO_TARGET_DIR is elsewhere, ./target/release/<bin> links to each
 # binary, so the guide's `perf record -g ./target/release/write_benchmark` works.
@@ -96,6 +97,10 @@ compare: bench-build ## the main job: every store, same workloads, medians, Mark
 
 scenarios: bench-build ## the guide's analytics, financial and message-queue scenarios
 	$(BENCH_BIN)/walrus-bench scenarios
+
+# LONGRUN_BYTES (default 4GiB) per store, STORES/FSYNC/THREADS as usual.
+bench-longrun: bench-build ## LONGRUN_BYTES (4GiB) written per store, consumed as it goes: MiB/s per tenth, disk at the end and peak
+	$(BENCH_BIN)/walrus-bench longrun
 
 bench-micro: deps ## criterion micro-benchmarks (append per entry size per store, crc64)
 	$(CARGO) bench -p walrus-benchmarks $(BENCH_CARGO_FEATURES)

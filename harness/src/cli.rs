@@ -41,6 +41,8 @@ enum Sub {
     Compare(BenchArgs),
     /// The guide's analytics, financial and message-queue scenarios
     Scenarios(BenchArgs),
+    /// LONGRUN_BYTES written per store while consumers consume as they go
+    Longrun(BenchArgs),
 }
 
 #[derive(Parser)]
@@ -59,6 +61,7 @@ pub fn main_multi() -> ExitCode {
         Sub::Batch(a) => (Command::Batch, a),
         Sub::Compare(a) => (Command::Compare, a),
         Sub::Scenarios(a) => (Command::Scenarios, a),
+        Sub::Longrun(a) => (Command::Longrun, a),
     };
     execute(command, &args)
 }

@@ -43,6 +43,8 @@ pub enum Command {
     Batch,
     Compare,
     Scenarios,
+    /// `LONGRUN_BYTES` written per store while consumers consume it.
+    Longrun,
 }
 
 impl Command {
@@ -55,6 +57,7 @@ impl Command {
             Command::Batch => "batch_benchmark",
             Command::Compare => "compare",
             Command::Scenarios => "scenarios",
+            Command::Longrun => "longrun",
         }
     }
 }
@@ -134,6 +137,10 @@ pub struct BenchArgs {
     /// [env: COLD / WALRUS_COLD_READS]
     #[arg(long = "cold", value_name = "0|1", num_args = 0..=1, default_missing_value = "1")]
     pub cold_reads: Option<String>,
+    /// longrun only: payload bytes written to each store (suffixes KiB,
+    /// MiB, GiB) [env: LONGRUN_BYTES]
+    #[arg(long, value_name = "BYTES")]
+    pub longrun_bytes: Option<String>,
 }
 
 /// Fully resolved settings of one invocation.
@@ -166,6 +173,9 @@ pub struct Settings {
     /// Entries a `compare` read case populates in every store, over all
     /// its threads (`READ_ENTRIES`, default 200,000).
     pub read_entries: u64,
+    /// Payload bytes the long run writes to each store (`LONGRUN_BYTES`,
+    /// default 4 GiB).
+    pub longrun_bytes: u64,
 }
 
 /// A malformed or contradictory setting; `Display` is one line naming it.
@@ -277,6 +287,9 @@ impl Defaults {
             ),
             // Scenarios fix their own threads, fsync, entry size and consistency.
             Command::Scenarios => ("8", "1000ms", secs(10), "1", "strict"),
+            // The long run is sized in bytes (LONGRUN_BYTES), not time:
+            // 2 producers and 2 consumers fill the reference VM's 2 cores.
+            Command::Longrun => ("2", "1000ms", secs(10), "1", "at-least-once:1000"),
         };
         Defaults {
             threads,
@@ -428,6 +441,11 @@ impl Settings {
                 })?,
             None => 200_000,
         };
+        let longrun_bytes = match setting("longrun-bytes", &args.longrun_bytes, &["LONGRUN_BYTES"])?
+        {
+            Some((origin, v)) => parse_with(&origin, &v, parse_bytes)?,
+            None => 4 << 30,
+        };
         let cold_reads = bool_setting(setting(
             "cold",
             &args.cold_reads,
@@ -465,6 +483,7 @@ impl Settings {
             async_writes,
             cold_reads,
             read_entries,
+            longrun_bytes,
         })
     }
 }
@@ -618,6 +637,29 @@ fn parse_entry_size(s: &str) -> Result<usize, String> {
     Ok(bytes as usize)
 }
 
+/// A byte count: `4GiB`, `64MiB`, `512k`, `1048576`; at least one KiB.
+fn parse_bytes(s: &str) -> Result<u64, String> {
+    let lower = s.trim().to_ascii_lowercase();
+    let split = lower
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(lower.len());
+    let (digits, unit) = lower.split_at(split);
+    let scale: u64 = match unit.trim() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        "t" | "tb" | "tib" => 1 << 40,
+        _ => return Err(format!("`{s}` is not a size; use e.g. 4GiB, 64MiB")),
+    };
+    digits
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(scale))
+        .filter(|n| *n >= 1 << 10)
+        .ok_or_else(|| format!("`{s}` is not a size of at least 1 KiB; use e.g. 4GiB, 64MiB"))
+}
+
 fn parse_batch_size(s: &str) -> Result<usize, String> {
     parse_count(s, 1, MAX_BATCH_ENTRIES)
 }
@@ -660,13 +702,19 @@ fn parse_stores(s: &str, backend: Option<&'static str>) -> Result<Vec<StoreKind>
     Ok(out)
 }
 
-/// `compare` runs every store that can run here (compiled in and ready,
+/// `compare` (and `longrun`, without `null`) runs every store that can run here (compiled in and ready,
 /// e.g. a server it needs installed), the null store's ceiling row included,
 /// both Walrus backends unless `BACKEND` picks one; every other command runs
 /// Walrus.
 fn default_stores(command: Command, backend: Option<&'static str>) -> Vec<StoreKind> {
     let walrus = |b: &str| StoreKind::from_str(&format!("walrus-{b}")).expect("walrus kinds parse");
     match command {
+        // The long run writes gigabytes: the null store would hold them in
+        // memory, so it is only run when named.
+        Command::Longrun => default_stores(Command::Compare, backend)
+            .into_iter()
+            .filter(|k| *k != StoreKind::Null)
+            .collect(),
         Command::Compare => {
             let mut out = match backend {
                 Some(b) => vec![walrus(b)],
@@ -719,6 +767,18 @@ mod tests {
         assert_eq!(&names[..2], ["walrus-mmap", "walrus-fd"]);
         assert!(names.contains(&"raw".to_string()));
         assert_eq!(c.rounds, 3);
+    }
+
+    #[test]
+    fn the_long_run_is_sized_in_bytes() {
+        let l = resolve(Command::Longrun, &[]).unwrap();
+        assert_eq!(l.longrun_bytes, 4 << 30);
+        assert!(!l.stores.contains(&StoreKind::Null));
+        assert!(l.stores.iter().any(|k| k.to_string() == "raw"));
+        let s = resolve(Command::Longrun, &[("LONGRUN_BYTES", "64MiB")]).unwrap();
+        assert_eq!(s.longrun_bytes, 64 << 20);
+        let line = error_line(Command::Longrun, &[("LONGRUN_BYTES", "lots")]);
+        assert!(line.contains("invalid LONGRUN_BYTES=lots"), "{line}");
     }
 
     #[test]

@@ -15,6 +15,7 @@ mod config;
 mod error;
 mod host;
 pub mod logs;
+mod longrun;
 mod metrics;
 mod payload;
 mod progress;

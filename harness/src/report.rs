@@ -211,7 +211,7 @@ pub fn git_commit() -> String {
 /// variables that were set, then the program and its arguments, so pasting
 /// it reruns the run.
 pub fn command_line() -> String {
-    const SHORTHANDS: [&str; 18] = [
+    const SHORTHANDS: [&str; 19] = [
         "STORE",
         "STORES",
         "FSYNC",
@@ -230,6 +230,7 @@ pub fn command_line() -> String {
         "FORMAT",
         "ASYNC",
         "READ_ENTRIES",
+        "LONGRUN_BYTES",
     ];
     let mut vars: Vec<String> = std::env::vars()
         .filter(|(k, _)| {
@@ -286,6 +287,7 @@ pub struct SidecarSettings {
     pub async_writes: bool,
     pub cold_reads: bool,
     pub read_entries: u64,
+    pub longrun_bytes: u64,
     pub debug: String,
 }
 
@@ -310,6 +312,7 @@ impl SidecarSettings {
             async_writes: s.async_writes,
             cold_reads: s.cold_reads,
             read_entries: s.read_entries,
+            longrun_bytes: s.longrun_bytes,
             debug: format!("{s:?}"),
         }
     }
