@@ -260,3 +260,158 @@ fn the_golden_cursor_files_re_encode_to_their_exact_bytes() {
     assert!(records > 0);
     assert!(log[at..].iter().all(|&x| x == 0), "zeros end the log");
 }
+
+/// The `offset size field` tables of `docs/format.md`, by title (the line
+/// above the table's head): each row's offset, size and field text.
+fn doc_tables() -> std::collections::BTreeMap<String, Vec<[String; 3]>> {
+    let doc = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/format.md");
+    let doc = std::fs::read_to_string(doc).unwrap();
+    let mut tables = std::collections::BTreeMap::new();
+    let (mut in_code, mut current, mut prev) = (false, None::<String>, "");
+    for line in doc.lines() {
+        if line.starts_with("```") {
+            (in_code, current) = (!in_code, None);
+            continue;
+        }
+        let words: Vec<&str> = line.split_whitespace().collect();
+        if in_code && words.starts_with(&["offset", "size", "field"]) {
+            let title = prev.trim().to_owned();
+            tables.insert(title.clone(), Vec::new());
+            current = Some(title);
+        } else if !in_code || words.is_empty() {
+            current = None;
+        } else if let Some(title) = &current {
+            // A ".." row is a note (padding, payloads), not a field.
+            if words[0] != ".." {
+                let row = [words[0].into(), words[1].into(), words[2..].join(" ")];
+                tables.get_mut(title).unwrap().push(row);
+            }
+        }
+        prev = line;
+    }
+    tables
+}
+
+/// One expected row: offset, size, and how the field's text starts.
+type Row = (String, String, String);
+
+fn row(offset: impl ToString, size: impl ToString, field: impl ToString) -> Row {
+    (offset.to_string(), size.to_string(), field.to_string())
+}
+
+fn magic(m: &[u8]) -> String {
+    format!("magic \"{}\"", std::str::from_utf8(m).unwrap())
+}
+
+fn expected_doc_tables() -> Vec<(&'static str, Vec<Row>)> {
+    use crate::store::{MAX_BATCH_ENTRIES, MAX_TOPIC_LEN};
+    use cursor::*;
+    use recovery_snapshot::*;
+    let version = |v: u32| format!("format version ({v})");
+    vec![
+        ("segment header", vec![
+            row(SEGMENT_MAGIC_AT, 8, magic(&SEGMENT_MAGIC)),
+            row(SEGMENT_VERSION_AT, 4, version(SEGMENT_VERSION)),
+            row(SEGMENT_VERSION_AT + 4, 4, "reserved, 0"),
+            row(SEGMENT_ID_AT, 8, "segment id"),
+            row(SEGMENT_SIZE_AT, 8, "segment size in bytes"),
+            row(SEGMENT_UNIT_AT, 8, format!("extent unit in bytes ({EXTENT_UNIT})")),
+            row(SEGMENT_UNIT_AT + 8, SEGMENT_CRC_AT - SEGMENT_UNIT_AT - 8, "reserved, 0"),
+            row(SEGMENT_CRC_AT, 8, format!("crc64 of bytes 0..{SEGMENT_CRC_AT}")),
+            row(SEGMENT_HEADER_LEN, "..", format!("zero up to offset {EXTENT_UNIT}")),
+        ]),
+        ("extent header", vec![
+            row(EXTENT_MAGIC_AT, 4, magic(&BLOCK_MAGIC)),
+            row(EXTENT_TOPIC_LEN_AT, 2, format!("topic name length, 1..={MAX_TOPIC_LEN}")),
+            row(EXTENT_TOPIC_LEN_AT + 2, 2, "reserved, 0"),
+            row(EXTENT_LEN_AT, 8, "extent length in bytes"),
+            row(EXTENT_SEQ_AT, 8, "extent sequence number"),
+            row(EXTENT_FIRST_ENTRY_AT, 8, "sequence number of the first entry"),
+            row(EXTENT_CRC_AT, 8, format!("crc64 of bytes 0..{EXTENT_CRC_AT} followed by the topic name")),
+            row(BLOCK_HEADER_FIXED_LEN, "n", "topic name"),
+        ]),
+        ("frame", vec![
+            row(FRAME_CRC_AT, 8, format!("crc64 of bytes {FRAME_LEN_AT}..frame_length")),
+            row(FRAME_LEN_AT, 4, "frame length in bytes"),
+            row(FRAME_COUNT_AT, 2, format!("entry count, 1..={MAX_BATCH_ENTRIES}")),
+            row(FRAME_COUNT_AT + 2, 2, "reserved, 0"),
+            row(FRAME_FIRST_SEQ_AT, 8, "sequence number of the first entry"),
+            row(FRAME_HEADER_LEN, format!("{FRAME_PAYLOAD_LEN_BYTES}*count"), "payload lengths"),
+        ]),
+        ("cursor snapshot (cursors.snap)", vec![
+            row(CURSOR_MAGIC_AT, 8, magic(&SNAP_MAGIC)),
+            row(CURSOR_VERSION_AT, 4, version(CURSOR_SNAPSHOT_VERSION)),
+            row(SNAP_COUNT_AT, 4, "number of cursors"),
+            row(SNAP_GENERATION_AT, 8, "generation g"),
+            row(SNAP_CURSORS_AT, "..", "cursors"),
+            row(format!("end-{SNAP_CRC_LEN}"), SNAP_CRC_LEN, "crc64 of every byte before it"),
+        ]),
+        // Read in place by `decode_snapshot` (a u16 length, the topic, a u64).
+        ("snapshot cursor", vec![
+            row(0, 2, "topic length n"),
+            row(2, "n", "topic"),
+            row("2+n", 8, "next sequence number"),
+        ]),
+        ("cursor log header (cursors-<g>.log)", vec![
+            row(CURSOR_MAGIC_AT, 8, magic(&LOG_MAGIC)),
+            row(CURSOR_VERSION_AT, 4, version(CURSOR_LOG_VERSION)),
+            row(CURSOR_VERSION_AT + 4, 4, "reserved, 0"),
+            row(LOG_GENERATION_AT, 8, "generation g"),
+            row(LOG_CRC_AT, 8, format!("crc64 of bytes 0..{LOG_CRC_AT}")),
+            row(LOG_HEADER_LEN, "..", "records"),
+        ]),
+        ("cursor log record", vec![
+            row(RECORD_CRC_AT, 8, format!("crc64 of the rest of the record (bytes {RECORD_SEQ_AT}..{RECORD_TOPIC_AT}+n)")),
+            row(RECORD_SEQ_AT, 8, "next sequence number"),
+            row(RECORD_TOPIC_LEN_AT, 2, format!("topic length n, 1..={MAX_TOPIC_LEN}")),
+            row(RECORD_TOPIC_AT, "n", "topic"),
+        ]),
+        ("recovery snapshot (recovery.ckpt)", vec![
+            row(SNAPSHOT_MAGIC_AT, 8, magic(&RECOVERY_SNAPSHOT_MAGIC)),
+            row(SNAPSHOT_VERSION_AT, 4, version(RECOVERY_SNAPSHOT_VERSION)),
+            row(SNAPSHOT_COUNT_AT, 4, "number of extents c"),
+            row(SNAPSHOT_ENTRIES_AT, format!("{ENTRY_LEN}*c"), "extents"),
+            row(format!("end-{SNAPSHOT_CRC_LEN}"), SNAPSHOT_CRC_LEN, "crc64 of every byte before it"),
+        ]),
+        ("recovery snapshot extent", vec![
+            row(ENTRY_SEGMENT_AT, 8, "segment id"),
+            row(ENTRY_START_AT, 8, "extent start"),
+            row(ENTRY_END_OFF_AT, 8, "file offset where the vouched frames end"),
+            row(ENTRY_END_SEQ_AT, 8, "sequence number after the vouched entries"),
+            row(ENTRY_FLAGS_AT, 8, "flags (bit 0: sealed"),
+        ]),
+    ]
+}
+
+#[test]
+fn docs_tables_match_the_constants() {
+    assert_eq!(recovery_snapshot::SEALED, 1, "the doc's flag bit 0");
+    let tables = doc_tables();
+    let expected = expected_doc_tables();
+    let titles: Vec<&str> = tables.keys().map(|t| t.as_str()).collect();
+    let mut wanted: Vec<&str> = expected.iter().map(|(t, _)| *t).collect();
+    wanted.sort();
+    assert_eq!(titles, wanted, "the tables of docs/format.md");
+    for (title, rows) in expected {
+        let got = &tables[title];
+        assert_eq!(got.len(), rows.len(), "{title}: {got:?}");
+        for ([offset, size, field], (w_offset, w_size, w_field)) in got.iter().zip(&rows) {
+            assert_eq!((offset, size), (w_offset, w_size), "{title}: {field}");
+            assert!(
+                field.starts_with(w_field.as_str()),
+                "{title}: {field:?} is not {w_field:?}"
+            );
+        }
+        // Fixed-size fields follow each other with no gap or overlap.
+        for pair in got.windows(2) {
+            let [a, b] = [&pair[0], &pair[1]];
+            if let (Ok(at), Ok(len), Ok(next)) = (
+                a[0].parse::<usize>(),
+                a[1].parse::<usize>(),
+                b[0].parse::<usize>(),
+            ) {
+                assert_eq!(at + len, next, "{title}: {} then {}", a[2], b[2]);
+            }
+        }
+    }
+}
