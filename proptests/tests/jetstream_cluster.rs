@@ -17,6 +17,9 @@
 //!   readable, also after the undamaged leader is then killed so that the
 //!   damaged node may lead.
 //!
+//! * Majority and all-node kills (R3, sync-each): SIGKILL of 2 of 3 nodes,
+//!   then of all 3, loses no acknowledged append and no cursor position.
+//!
 //! `JETSTREAM_KILLS` (default 1) repeats each kill case; `make
 //! jetstream-cluster` runs more, and the ignored flipped-byte case.
 #![cfg(feature = "jetstream")]
@@ -350,4 +353,59 @@ fn r3_follower_with_a_flipped_byte_in_its_blocks() {
 #[test]
 fn r3_follower_with_truncated_blocks() {
     damage_case(Damage::Truncate);
+}
+
+/// Appends `n` entries from `from`, each acknowledged.
+fn append_acked(store: &JetStreamStore, from: u64, n: u64) {
+    for i in from..from + n {
+        store
+            .append(TOPIC, &payload(i, 64))
+            .unwrap_or_else(|e| panic!("append {i}: {e}"));
+    }
+}
+
+/// The majority and all-node columns of the R3 sync-each row: SIGKILL the
+/// leader and a follower at once (no quorum left), bring them back, then
+/// SIGKILL all three; every acknowledged append survives both, and the
+/// strict cursor resumes after the last consumed entry.
+#[test]
+fn r3_majority_and_all_node_kills_lose_no_acked_append() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = JetStreamStore::open(tmp.path(), 3, CONFIG).unwrap();
+    append_acked(&store, 0, 100);
+    for seq in 0..30 {
+        assert_eq!(store.read_next(TOPIC, true).unwrap().unwrap().seq, seq);
+    }
+    let leader = leader_index(&store);
+    store
+        .with_cluster(|c| {
+            c.kill_node(leader);
+            c.kill_node((leader + 1) % 3);
+            c.restart_stopped()
+        })
+        .unwrap();
+    append_acked(&store, 100, 100);
+    store
+        .with_cluster(|c| {
+            (0..3).for_each(|i| c.kill_node(i));
+            c.restart_stopped()
+        })
+        .unwrap();
+    drop(store);
+    let store = JetStreamStore::open(tmp.path(), 3, CONFIG).unwrap();
+    let mut next = 30;
+    loop {
+        let got = store.batch_read(TOPIC, 1 << 20, true).unwrap();
+        if got.is_empty() {
+            break;
+        }
+        for entry in got {
+            assert_eq!(entry.seq, next, "the cursor resumes after seq 29");
+            assert!(entry.data == payload(next, 64), "seq {next} data");
+            next += 1;
+        }
+    }
+    assert_eq!(next, 200, "all 200 acknowledged appends survive");
+    eprintln!("majority kill, then all-node kill: 200 of 200 acknowledged appends readable");
+    store.close_and_stop();
 }

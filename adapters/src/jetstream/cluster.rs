@@ -320,6 +320,18 @@ impl Cluster {
         self.wait_node_ready(i, START_TIMEOUT)
     }
 
+    /// Restarts every stopped or killed node together (one alone cannot
+    /// elect a meta leader) and waits until all serve JetStream again.
+    pub fn restart_stopped(&mut self) -> Result<()> {
+        let stopped: Vec<usize> = (0..self.nodes.len())
+            .filter(|&i| self.nodes[i].running.is_none())
+            .collect();
+        for &i in &stopped {
+            self.spawn(i)?;
+        }
+        self.wait_ready()
+    }
+
     /// SIGKILLs node `i`'s server (no shutdown of any kind) and reaps it.
     pub fn kill_node(&mut self, i: usize) {
         if let Some(mut running) = self.nodes[i].running.take() {
