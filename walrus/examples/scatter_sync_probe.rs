@@ -47,16 +47,23 @@ fn prepare(path: &Path, layout: &str) -> std::io::Result<File> {
     Ok(f)
 }
 
-/// Appends per second with `places` appends per fdatasync.
-fn run(path: &Path, layout: &str, places: u64, rounds: u64) -> std::io::Result<f64> {
+/// Appends per second with `places` appends `spacing` bytes apart (0: one
+/// after another) per fdatasync.
+fn run(path: &Path, layout: &str, places: u64, spacing: u64, rounds: u64) -> std::io::Result<f64> {
     let f = prepare(path, layout)?;
     let entry = vec![0x5a_u8; 1024];
     let mut offsets = vec![0u64; places as usize];
+    let mut tail = 0u64;
     let t = Instant::now();
     for _ in 0..rounds {
         for (k, off) in offsets.iter_mut().enumerate() {
-            f.write_all_at(&entry, k as u64 * SPACING + *off)?;
-            *off += entry.len() as u64;
+            if spacing == 0 {
+                f.write_all_at(&entry, tail)?;
+                tail += entry.len() as u64;
+            } else {
+                f.write_all_at(&entry, k as u64 * spacing + *off)?;
+                *off += entry.len() as u64;
+            }
         }
         f.sync_data()?;
     }
@@ -76,9 +83,22 @@ fn main() -> std::io::Result<()> {
     for places in [1, 4, 8] {
         let mut row = format!("n = {places}:");
         for layout in ["sparse", "fallocated", "zeroed"] {
-            let a = run(&path, layout, places, rounds)?;
-            let b = run(&path, layout, places, rounds)?;
+            let a = run(&path, layout, places, SPACING, rounds)?;
+            let b = run(&path, layout, places, SPACING, rounds)?;
             row += &format!("  {layout} {a:.0} / {b:.0}");
+        }
+        println!("{row}");
+    }
+    println!("appends/s, scattered (4 MiB apart) against one shared tail, fallocated, alternated");
+    for places in [1, 4, 8] {
+        let mut row = format!("n = {places}:");
+        for _ in 0..2 {
+            let scattered = run(&path, "fallocated", places, SPACING, rounds)?;
+            let shared = run(&path, "fallocated", places, 0, rounds)?;
+            row += &format!(
+                "  scattered {scattered:.0}, shared tail {shared:.0} ({:.2}x)",
+                shared / scattered
+            );
         }
         println!("{row}");
     }
