@@ -72,7 +72,7 @@ BENCH_FEATURES ?= all-stores
 BENCH_CARGO_FEATURES := $(if $(strip $(BENCH_FEATURES)),--features $(BENCH_FEATURES),)
 
 .PHONY: bench-build bench-writes bench-reads bench-scaling bench-batch compare scenarios bench-micro \
-	bench-longrun
+	bench-longrun bench-latency
 
 # When CARGO_TARGET_DIR is elsewhere, ./target/release/<bin> links to each
 # binary, so the guide's `perf record -g ./target/release/write_benchmark` works.
@@ -102,6 +102,10 @@ scenarios: bench-build ## the guide's analytics, financial and message-queue sce
 bench-longrun: bench-build ## LONGRUN_BYTES (4GiB) written per store, consumed as it goes: MiB/s per tenth, disk at the end and peak
 	$(BENCH_BIN)/walrus-bench longrun
 
+# RATES (default 1000,5000,20000 appends/s per cell), STORES/FSYNC/THREADS as usual.
+bench-latency: bench-build ## open-loop write latency (p50/p99/p99.9) per store at each offered load of RATES
+	$(BENCH_BIN)/walrus-bench latency
+
 bench-micro: deps ## criterion micro-benchmarks (append per entry size per store, crc64)
 	$(CARGO) bench -p walrus-benchmarks $(BENCH_CARGO_FEATURES)
 
@@ -127,7 +131,7 @@ REPORT_DEPS := $(VENV)/.report-deps
 REPORT := $(VENV_PY) scripts/report.py
 CSV ?=
 
-.PHONY: report-deps show-writes show-reads show-scaling show-batch show-compare \
+.PHONY: report-deps show-writes show-reads show-scaling show-batch show-compare show-latency \
 	bench-and-show-writes bench-and-show-reads bench-and-show-scaling test-report docs-screenshot
 
 # The jetstream-r1/-r3 stores start the official nats-server binary that the
@@ -164,6 +168,9 @@ show-batch: report-deps ## page of a batch benchmark CSV (the write page's chart
 
 show-compare: report-deps ## page of a compare CSV: a chart per workload, ratio tables, host figures
 	$(REPORT) compare $(CSV)
+
+show-latency: report-deps ## page of a latency CSV (make bench-latency): p50/p99/p99.9 against offered load per store
+	$(REPORT) latency $(CSV)
 
 # The benchmark first, then its page (a sub-make, so -j cannot reorder them).
 bench-and-show-writes: bench-writes ## write benchmark, then its page

@@ -5,7 +5,8 @@ A page is made for every report kind from a small committed fixture
 (scripts/fixtures/), loaded in headless Chromium, and its rendered DOM is
 held against what the fixture says must be there: one chart per workload
 with a bar for each store that ran, the ratio tables with their values, the
-host figures, the scaling regions and suggestion. The compare page is
+host figures, the scaling regions and suggestion, the latency-vs-load
+points of every store and percentile. The compare page is
 screenshotted to benchmarks/report-screenshot.png. Then the same check is
 turned on broken pages, each of which it must reject, and the report command
 on a missing and on malformed CSVs, each of which must end in one line on
@@ -245,11 +246,33 @@ def check_scaling(root, rows, host):
     check_host(root, host)
 
 
+def check_latency(root, rows, host):
+    groups = unique((r["fsync_mode"], r["threads"]) for r in rows)
+    found = charts(root, chart="latency-load")
+    require(len(found) == len(groups), f"{len(found)} latency charts for {len(groups)} fsync/thread groups")
+    percentiles = (("p50", "p50_us"), ("p99", "p99_us"), ("p99.9", "p999_us"))
+    for mode, threads in groups:
+        mine = [r for r in rows if (r["fsync_mode"], r["threads"]) == (mode, threads)]
+        fig = charts(root, chart="latency-load", fsync=mode, threads=threads)
+        require(len(fig) == 1, f"{len(fig)} latency charts for {mode}, {threads} thread(s)")
+        titles = mark_titles(fig[0])
+        require(len(titles) == 3 * len(mine), f"{mode}: {len(titles)} points for {3 * len(mine)} (3 per cell)")
+        for r in mine:
+            for name, col in percentiles:
+                want = f"{r['store']} {name}: {float(r[col]):,} µs at {float(r['offered_rate']):,.0f}/s offered"
+                require(any(t.startswith(want) for t in titles), f"{mode}: no point {want!r}")
+        tables = root.find("table", "achieved", fsync=mode, threads=threads)
+        require(len(tables) == 1, f"{len(tables)} achieved-load tables for {mode}, {threads} thread(s)")
+        got = len(tables[0].find("tbody")[0].find("tr"))
+        require(got == len(mine), f"{mode}: the achieved-load table has {got} rows, not {len(mine)}")
+
+
 CASES = {
     "compare": ("compare_fixture.csv", check_compare),
     "writes": ("write_fixture.csv", check_writes),
     "reads": ("read_fixture.csv", check_reads),
     "scaling": ("scaling_fixture.csv", check_scaling),
+    "latency": ("latency_fixture.csv", check_latency),
 }
 
 
@@ -350,6 +373,21 @@ def main():
                 raise CheckFailed("the check accepted the broken page")
 
             run(f"the check rejects a compare page with {what}", must_reject)
+
+        latency_rows = medians(read_csv(os.path.join(FIXTURES, "latency_fixture.csv")))
+        latency = open(os.path.join(tmp, "latency.html"), encoding="utf-8").read()
+
+        def latency_points_missing():
+            path = os.path.join(tmp, "broken-latency.html")
+            open(path, "w", encoding="utf-8").write(latency.replace('class="tip"', 'class="dot"'))
+            try:
+                check_latency(rendered(path), latency_rows, host)
+            except CheckFailed as e:
+                print(f"   rejected as it must be: {e}")
+                return
+            raise CheckFailed("the check accepted the broken page")
+
+        run("the check rejects a latency page without its points", latency_points_missing)
 
         for path in malformed_inputs(tmp):
             run(f"{os.path.basename(path)} ends in one line naming the file", check_error_line, path, tmp)

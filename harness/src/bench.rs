@@ -21,7 +21,7 @@ use crate::workload::{PhaseStats, ReadMode, ReadSpec, TopicMode, WriteSpec};
 /// Runs the benchmark `settings.command` names.
 pub fn run(settings: &Settings, open: &OpenKind<'_>) -> Result<CommandOutput, BenchError> {
     match settings.command {
-        Command::Write | Command::Batch => run_writes(settings, open),
+        Command::Write | Command::Batch | Command::Latency => run_writes(settings, open),
         Command::Scaling => run_scaling(settings, open),
         Command::Read => run_reads(settings, open),
         Command::Scenarios => run_scenarios(settings, open),
@@ -76,16 +76,18 @@ fn spread_cell(round: &str, min: u64, max: u64) -> String {
     }
 }
 
-/// One write case: a fsync mode and a write spec.
+/// One write case: a fsync mode and a write spec (whose `rate` is the
+/// offered load of an open loop).
 struct WriteCase {
     fsync: FsyncSchedule,
     spec: WriteSpec,
     workload: Workload,
 }
 
-/// Runs the write cases (fsync mode × batch size × thread count) on every
-/// store for every round, and returns their rows: per case and store, one
-/// per round and the median. `what` names a case in the progress line.
+/// Runs the write cases (fsync mode × batch size × thread count, and for
+/// `latency` × offered load) on every store for every round, and returns
+/// their rows: per case and store, one per round and the median. `what`
+/// names a case in the progress line.
 fn run_write_cells(
     settings: &Settings,
     open: &OpenKind<'_>,
@@ -93,16 +95,25 @@ fn run_write_cells(
     what: impl Fn(&WriteSpec, FsyncSchedule) -> String,
 ) -> Vec<WriteRow> {
     let env = run_env(settings);
+    let rates: Vec<Option<f64>> = match settings.command {
+        Command::Latency => settings.rates.iter().copied().map(Some).collect(),
+        _ => vec![settings.rate],
+    };
     let mut cases = Vec::new();
     for &fsync in &settings.fsync {
         for &batch in &settings.batch_sizes {
             for &threads in &settings.threads {
-                let spec = write_spec(settings, threads, batch);
-                cases.push(WriteCase {
-                    fsync,
-                    workload: Workload::Write(spec.clone()),
-                    spec,
-                });
+                for &rate in &rates {
+                    let spec = WriteSpec {
+                        rate,
+                        ..write_spec(settings, threads, batch)
+                    };
+                    cases.push(WriteCase {
+                        fsync,
+                        workload: Workload::Write(spec.clone()),
+                        spec,
+                    });
+                }
             }
         }
     }
@@ -129,49 +140,62 @@ fn run_write_cells(
 fn run_writes(settings: &Settings, open: &OpenKind<'_>) -> Result<CommandOutput, BenchError> {
     let mut out = CommandOutput::default();
     let rows = run_write_cells(settings, open, &mut out, |spec, fsync| {
+        let rate = spec.rate.map_or(String::new(), |r| format!(" rate={r}/s"));
         format!(
-            "write threads={} fsync={fsync} entry={}B batch={} topics={}",
+            "write threads={} fsync={fsync} entry={}B batch={} topics={}{rate}",
             spec.threads, spec.entry_size, spec.batch_size, spec.topics
         )
     });
+    let open_loop = rows.iter().any(|r| r.offered_rate.is_some());
     let table_rows: Vec<Vec<String>> = rows
         .iter()
         .filter(|r| shown(&r.round, &r.status))
         .map(|r| {
-            vec![
+            let mut row = vec![
                 r.store.clone(),
                 r.threads.to_string(),
                 r.fsync_mode.clone(),
                 r.batch_size.to_string(),
+            ];
+            if open_loop {
+                row.push(r.offered_rate.map_or("-".into(), |x| format!("{x}")));
+            }
+            row.extend([
                 ops_cell(r.ops_per_sec, &r.status),
                 spread_cell(&r.round, r.ops_min, r.ops_max),
                 format!("{:.1}", r.mb_per_sec),
                 format!("{:.2}", r.avg_latency_us),
+                format!("{:.2}", r.p50_us),
                 format!("{:.2}", r.p99_us),
                 format!("{:.2}", r.p999_us),
                 format!("{:.0}", r.cpu_usage),
                 format!("{:.2}", r.space_amp),
-            ]
+            ]);
+            row
         })
         .collect();
-    out.text = report::text_table(
-        &[
-            "store",
-            "threads",
-            "fsync",
-            "batch",
-            "ops/s",
-            "min-max ops/s",
-            "MiB/s",
-            "avg_us",
-            "p99_us",
-            "p999_us",
-            "cpu%",
-            "space_amp",
-        ],
-        &table_rows,
-    );
+    let mut header = vec!["store", "threads", "fsync", "batch"];
+    if open_loop {
+        header.push("offered/s");
+    }
+    header.extend([
+        "ops/s",
+        "min-max ops/s",
+        "MiB/s",
+        "avg_us",
+        "p50_us",
+        "p99_us",
+        "p999_us",
+        "cpu%",
+        "space_amp",
+    ]);
+    out.text = report::text_table(&header, &table_rows);
     out.text += &rounds_note(settings);
+    if open_loop {
+        out.text += "(open loop: calls issued on a fixed schedule at the offered rate; latency \
+                     from each call's intended start, so it includes queueing behind a slow \
+                     store)\n";
+    }
     push_csv(&mut out, settings, &rows)?;
     Ok(out)
 }
@@ -226,6 +250,7 @@ fn write_row(
         median_of_round,
         ops_min,
         ops_max,
+        offered_rate: spec.rate,
     }
 }
 

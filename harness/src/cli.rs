@@ -43,6 +43,8 @@ enum Sub {
     Scenarios(BenchArgs),
     /// LONGRUN_BYTES written per store while consumers consume as they go
     Longrun(BenchArgs),
+    /// Open-loop write latency at each offered load of RATES, per store
+    Latency(BenchArgs),
 }
 
 #[derive(Parser)]
@@ -62,6 +64,7 @@ pub fn main_multi() -> ExitCode {
         Sub::Compare(a) => (Command::Compare, a),
         Sub::Scenarios(a) => (Command::Scenarios, a),
         Sub::Longrun(a) => (Command::Longrun, a),
+        Sub::Latency(a) => (Command::Latency, a),
     };
     execute(command, &args)
 }

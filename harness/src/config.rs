@@ -45,6 +45,8 @@ pub enum Command {
     Scenarios,
     /// `LONGRUN_BYTES` written per store while consumers consume it.
     Longrun,
+    /// Open-loop write cells at each offered load of `RATES`.
+    Latency,
 }
 
 impl Command {
@@ -58,6 +60,7 @@ impl Command {
             Command::Compare => "compare",
             Command::Scenarios => "scenarios",
             Command::Longrun => "longrun",
+            Command::Latency => "latency_benchmark",
         }
     }
 }
@@ -94,6 +97,10 @@ pub struct BenchArgs {
     /// latency counts from each append's intended start [env: RATE / WALRUS_RATE]
     #[arg(long, value_name = "OPS_PER_SEC")]
     pub rate: Option<String>,
+    /// latency only: the offered loads to sweep, appends per second per
+    /// cell, comma-separated (default 1000,5000,20000) [env: RATES]
+    #[arg(long, value_name = "LIST")]
+    pub rates: Option<String>,
     /// Entries per batch (batch writes, batch reads), or a comma list
     /// [env: WALRUS_BATCH_SIZE / BATCH]
     #[arg(long, value_name = "N|LIST")]
@@ -157,6 +164,9 @@ pub struct Settings {
     /// Open-loop target rate (appends per second per cell, split evenly
     /// over the threads); `None`: closed loop, as fast as the store answers.
     pub rate: Option<f64>,
+    /// The offered loads `latency` sweeps (`RATES`); empty for the other
+    /// commands.
+    pub rates: Vec<f64>,
     pub batch_sizes: Vec<usize>,
     pub entry_size: usize,
     pub consistency: Vec<ReadConsistency>,
@@ -290,6 +300,9 @@ impl Defaults {
             // The long run is sized in bytes (LONGRUN_BYTES), not time:
             // 2 producers and 2 consumers fill the reference VM's 2 cores.
             Command::Longrun => ("2", "1000ms", secs(10), "1", "at-least-once:1000"),
+            // 3 loads x 7 stores x 3 rounds x (3 s + 1 s warm-up + teardown)
+            // is about 5 minutes.
+            Command::Latency => ("1", "1000ms", secs(3), "1", "strict"),
         };
         Defaults {
             threads,
@@ -367,16 +380,23 @@ impl Settings {
             true,
         )?;
         let rate = match setting("rate", &args.rate, &["RATE", "WALRUS_RATE"])? {
-            Some((origin, v)) => Some(parse_with(&origin, &v, |s| {
-                s.trim()
-                    .parse::<f64>()
-                    .ok()
-                    .filter(|r| r.is_finite() && *r > 0.0)
-                    .ok_or_else(|| {
-                        format!("`{s}` is not a rate; use appends per second, e.g. 5000")
-                    })
-            })?),
+            Some((origin, v)) => Some(parse_with(&origin, &v, parse_rate)?),
             None => None,
+        };
+        let rates_raw = setting("rates", &args.rates, &["RATES"])?;
+        if let (Some((origin, _)), false) = (&rates_raw, command == Command::Latency) {
+            return Err(ConfigError {
+                origin: origin.clone(),
+                reason: "a sweep of offered loads is `latency`'s; the other commands take one \
+                         RATE"
+                    .into(),
+            });
+        }
+        let rates = match (command, rates_raw, rate) {
+            (Command::Latency, Some(raw), _) => list_setting(Some(raw), "", parse_rate)?,
+            (Command::Latency, None, Some(one)) => vec![one],
+            (Command::Latency, None, None) => list_setting(None, "1000,5000,20000", parse_rate)?,
+            _ => Vec::new(),
         };
         let entry_size_raw = setting("entry-size", &args.entry_size, &["ENTRY_SIZE"])?;
         let entry_size = match &entry_size_raw {
@@ -471,6 +491,7 @@ impl Settings {
             read_duration,
             warmup,
             rate,
+            rates,
             batch_sizes,
             entry_size,
             consistency,
@@ -637,6 +658,15 @@ fn parse_entry_size(s: &str) -> Result<usize, String> {
     Ok(bytes as usize)
 }
 
+/// Appends per second, above zero.
+fn parse_rate(s: &str) -> Result<f64, String> {
+    s.trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|r| r.is_finite() && *r > 0.0)
+        .ok_or_else(|| format!("`{s}` is not a rate; use appends per second, e.g. 5000"))
+}
+
 /// A byte count: `4GiB`, `64MiB`, `512k`, `1048576`; at least one KiB.
 fn parse_bytes(s: &str) -> Result<u64, String> {
     let lower = s.trim().to_ascii_lowercase();
@@ -715,7 +745,7 @@ fn default_stores(command: Command, backend: Option<&'static str>) -> Vec<StoreK
             .into_iter()
             .filter(|k| *k != StoreKind::Null)
             .collect(),
-        Command::Compare => {
+        Command::Compare | Command::Latency => {
             let mut out = match backend {
                 Some(b) => vec![walrus(b)],
                 None => vec![walrus("mmap"), walrus("fd")],
@@ -767,6 +797,24 @@ mod tests {
         assert_eq!(&names[..2], ["walrus-mmap", "walrus-fd"]);
         assert!(names.contains(&"raw".to_string()));
         assert_eq!(c.rounds, 3);
+    }
+
+    #[test]
+    fn latency_sweeps_the_offered_loads() {
+        let l = resolve(Command::Latency, &[]).unwrap();
+        assert_eq!(l.rates, vec![1000.0, 5000.0, 20000.0]);
+        assert!(l.stores.contains(&StoreKind::Null));
+        let r = resolve(Command::Latency, &[("RATES", "200, 400")]).unwrap();
+        assert_eq!(r.rates, vec![200.0, 400.0]);
+        let one = resolve(Command::Latency, &[("RATE", "300")]).unwrap();
+        assert_eq!(one.rates, vec![300.0]);
+        assert!(error_line(Command::Latency, &[("RATES", "1000,fast")]).contains("RATES=1000,fast"));
+        let line = error_line(Command::Write, &[("RATES", "1000")]);
+        assert!(
+            line.contains("RATES=1000") && line.contains("latency"),
+            "{line}"
+        );
+        assert!(resolve(Command::Write, &[]).unwrap().rates.is_empty());
     }
 
     #[test]

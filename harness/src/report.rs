@@ -45,6 +45,9 @@ pub struct WriteRow {
     /// On a `median` row: the lowest and highest ops/s over the rounds.
     pub ops_min: u64,
     pub ops_max: u64,
+    /// Open loop: the offered load (store calls per second per cell); empty
+    /// for a closed loop.
+    pub offered_rate: Option<f64>,
 }
 
 /// One row of `read_benchmark_*.csv`: a `write` row for the populate phase
@@ -211,7 +214,7 @@ pub fn git_commit() -> String {
 /// variables that were set, then the program and its arguments, so pasting
 /// it reruns the run.
 pub fn command_line() -> String {
-    const SHORTHANDS: [&str; 19] = [
+    const SHORTHANDS: [&str; 20] = [
         "STORE",
         "STORES",
         "FSYNC",
@@ -231,6 +234,7 @@ pub fn command_line() -> String {
         "ASYNC",
         "READ_ENTRIES",
         "LONGRUN_BYTES",
+        "RATES",
     ];
     let mut vars: Vec<String> = std::env::vars()
         .filter(|(k, _)| {
@@ -278,6 +282,8 @@ pub struct SidecarSettings {
     pub warmup_s: f64,
     /// Open-loop target rate (appends/s per cell); null: closed loop.
     pub rate: Option<f64>,
+    /// `latency`'s offered loads.
+    pub rates: Vec<f64>,
     pub rounds: usize,
     pub batch_sizes: Vec<usize>,
     pub entry_size: usize,
@@ -303,6 +309,7 @@ impl SidecarSettings {
             read_duration_s: s.read_duration.as_secs_f64(),
             warmup_s: s.warmup.as_secs_f64(),
             rate: s.rate,
+            rates: s.rates.clone(),
             rounds: s.rounds,
             batch_sizes: s.batch_sizes.clone(),
             entry_size: s.entry_size,
@@ -567,6 +574,7 @@ mod tests {
             median_of_round: "1".into(),
             ops_min: 0,
             ops_max: 0,
+            offered_rate: None,
         };
         assert!(header_of(write)
             .starts_with("threads,fsync_mode,ops_per_sec,mb_per_sec,avg_latency_us,"));

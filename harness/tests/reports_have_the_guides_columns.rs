@@ -77,7 +77,7 @@ fn write_csv_columns_and_rows() {
     // Per thread count: a row per round (2) and the median round's.
     assert_eq!(rows, 2 * 3, "three rows per thread count");
     assert!(
-        header.ends_with(",round,status,median_of_round,ops_min,ops_max"),
+        header.ends_with(",round,status,median_of_round,ops_min,ops_max,offered_rate"),
         "{header}"
     );
     assert!(out.text.contains("ops/s"));
@@ -168,4 +168,54 @@ fn compare_writes_csv_and_markdown_and_reports_a_broken_store() {
     let csv = std::fs::read_to_string(&out.files[0]).unwrap();
     assert!(csv.lines().any(|l| l.starts_with("median,")));
     assert!(csv.lines().any(|l| l.contains("failed: raw")));
+}
+
+#[test]
+fn latency_csv_has_a_median_row_per_store_and_offered_load() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = settings(
+        Command::Latency,
+        dir.path(),
+        &[
+            ("RATES", "200,400"),
+            ("STORES", "null,raw"),
+            ("THREADS", "1"),
+            // RATE counts store calls; with single appends, entries.
+            ("WALRUS_BATCH_SIZE", "1"),
+        ],
+    );
+    let out = run(&s, &mem).unwrap();
+    assert!(out.failures.is_empty(), "{:?}", out.failures);
+    let (path, header, _) = csv_of(&out);
+    assert!(path.to_str().unwrap().contains("latency_benchmark_"));
+    assert!(
+        header.starts_with("threads,fsync_mode,ops_per_sec,mb_per_sec,avg_latency_us,"),
+        "{header}"
+    );
+    assert!(header.ends_with(",offered_rate"), "{header}");
+    let mut reader = csv::Reader::from_path(&path).unwrap();
+    let h: Vec<String> = reader.headers().unwrap().iter().map(String::from).collect();
+    let col = |n: &str| h.iter().position(|c| c == n).unwrap();
+    let medians: Vec<(String, String, f64)> = reader
+        .records()
+        .map(|r| r.unwrap())
+        .filter(|r| &r[col("round")] == "median")
+        .map(|r| {
+            (
+                r[col("store")].to_string(),
+                r[col("offered_rate")].to_string(),
+                r[col("ops_per_sec")].parse().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(medians.len(), 4, "{medians:?}");
+    for (store, rate, ops) in &medians {
+        let rate: f64 = rate.parse().unwrap();
+        // An in-memory store keeps up: it completes about what was offered.
+        assert!(
+            (ops - rate).abs() <= rate * 0.5,
+            "{store}: {ops} ops/s at {rate} offered"
+        );
+    }
+    assert!(out.text.contains("offered/s"), "{}", out.text);
 }

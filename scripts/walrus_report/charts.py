@@ -46,6 +46,8 @@ class Chart:
         self.ax.set_ylabel(ylabel)
         self.ax.grid(True, alpha=0.3)
         self._tips = {}
+        # Extra arguments of the legend (e.g. placing it beside the axes).
+        self.legend_kw = {}
 
     def engineering_y(self, unit=""):
         """Tick labels like 500k and 1.2M."""
@@ -78,12 +80,12 @@ class Chart:
         self.ax.set_xticks(range(len(categories)), labels=categories)
         self.ax.grid(False, axis="x")
 
-    def points(self, xs, ys, tips, colour, label, marker_colours=None):
+    def points(self, xs, ys, tips, colour, label, marker_colours=None, linestyle="-", marker="o"):
         """A line through the points, each point a mark with its own tooltip."""
-        self.ax.plot(xs, ys, color=colour, label=label, linewidth=1.5)
+        self.ax.plot(xs, ys, color=colour, label=label, linewidth=1.5, linestyle=linestyle)
         marker_colours = marker_colours or [colour] * len(xs)
         for x, y, text, c in zip(xs, ys, tips, marker_colours):
-            (mark,) = self.ax.plot([x], [y], marker="o", markersize=6, color=c, linestyle="none")
+            (mark,) = self.ax.plot([x], [y], marker=marker, markersize=6, color=c, linestyle="none")
             self.tip(mark, text)
 
     def integer_x(self, values):
@@ -92,7 +94,7 @@ class Chart:
     def svg(self):
         """The figure as an `<svg>` element, closed and freed."""
         if self.ax.get_legend_handles_labels()[1]:
-            self.ax.legend(fontsize=8, frameon=False)
+            self.ax.legend(**{"fontsize": 8, "frameon": False, **self.legend_kw})
         buf = io.StringIO()
         self.fig.savefig(buf, format="svg", bbox_inches="tight", metadata={"Date": None})
         plt.close(self.fig)

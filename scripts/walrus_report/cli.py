@@ -20,10 +20,18 @@ TITLES = {
     "reads": "Walrus read benchmark",
     "scaling": "Walrus thread scaling",
     "compare": "Walrus store comparison",
+    "latency": "Walrus open-loop latency vs offered load",
 }
 
 
-_MODULES = {"writes": "writes", "batch": "writes", "reads": "reads", "scaling": "scaling", "compare": "compare"}
+_MODULES = {
+    "writes": "writes",
+    "batch": "writes",
+    "reads": "reads",
+    "scaling": "scaling",
+    "compare": "compare",
+    "latency": "latency",
+}
 
 
 def main(argv=None):

@@ -45,6 +45,11 @@ KINDS = {
         ("store", "fsync_mode"),
         ("threads", "ops_per_sec", "mb_per_sec", "cpu_usage"),
     ),
+    "latency": Kind(
+        "latency_benchmark",
+        ("fsync_mode", "store"),
+        ("threads", "offered_rate", "ops_per_sec", "p50_us", "p99_us", "p999_us"),
+    ),
     "compare": Kind(
         "compare",
         ("round", "workload", "store", "guarantee", "status"),
