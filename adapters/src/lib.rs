@@ -16,6 +16,8 @@ mod flusher;
 pub mod jetstream;
 mod jetstream_info;
 mod kind;
+#[cfg(any(feature = "rocksdb", feature = "sled"))]
+mod kv_common;
 mod marker;
 mod null;
 mod raw;

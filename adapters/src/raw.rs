@@ -64,9 +64,10 @@ use parking_lot::{Mutex, RwLock};
 // format is unchanged): the baseline pays no more for its checksum than
 // Walrus does.
 use walrus_store::crc64;
+use walrus_store::le::{put_u16, put_u32, put_u64, u16_at, u32_at, u64_at};
 use walrus_store::{
-    validate_batch_len, validate_topic, Bytes, Entry, Error, FsyncSchedule, LogStore,
-    ReadConsistency, Result, StoreConfig, MAX_BATCH_ENTRIES,
+    lock_dir, validate_batch_len, validate_topic, Bytes, Entry, Error, FailureLatch, FsyncSchedule,
+    LogStore, ReadConsistency, Result, StoreConfig, MAX_BATCH_ENTRIES,
 };
 
 use crate::flusher::Flusher;
@@ -74,16 +75,35 @@ use crate::marker::sync_dir;
 
 const MAGIC: [u8; 8] = *b"WRAWTOPC";
 const VERSION: u32 = 1;
+
+// Data file header: magic | version u32 | name_len u16 | name | crc64.
+const HEADER_VERSION_AT: usize = MAGIC.len();
+const HEADER_NAME_LEN_AT: usize = HEADER_VERSION_AT + 4;
 /// magic + version + name_len; the name and the crc follow.
-const HEADER_FIXED_LEN: usize = 8 + 4 + 2;
-/// count u32 + first_seq u64 + body_len u64 + crc u64.
-const FRAME_HEADER_LEN: usize = 4 + 8 + 8 + 8;
+const HEADER_FIXED_LEN: usize = HEADER_NAME_LEN_AT + 2;
+
+// Frame header: count u32 | first_seq u64 | body_len u64 | crc64 u64.
+const FRAME_COUNT_AT: usize = 0;
+const FRAME_FIRST_SEQ_AT: usize = FRAME_COUNT_AT + 4;
+const FRAME_BODY_LEN_AT: usize = FRAME_FIRST_SEQ_AT + 8;
 /// The header bytes the frame crc covers (all but the crc).
-const FRAME_CRC_COVERS: usize = 4 + 8 + 8;
+const FRAME_CRC_COVERS: usize = FRAME_BODY_LEN_AT + 8;
+const FRAME_CRC_AT: usize = FRAME_CRC_COVERS;
+const FRAME_HEADER_LEN: usize = FRAME_CRC_AT + 8;
+const _: () = assert!(FRAME_HEADER_LEN == 28);
 const RECORD_LEN_LEN: usize = 4;
+
+// Cursor slot: generation u64 | frame_off u64 | index u32 | reserved u32 |
+// seq u64 | crc64 u64 | zero padding to SLOT_LEN.
 const SLOT_LEN: usize = 64;
-/// generation + frame_off + index + reserved + seq.
-const SLOT_BODY_LEN: usize = 8 + 8 + 4 + 4 + 8;
+const SLOT_GENERATION_AT: usize = 0;
+const SLOT_FRAME_OFF_AT: usize = SLOT_GENERATION_AT + 8;
+const SLOT_INDEX_AT: usize = SLOT_FRAME_OFF_AT + 8;
+const SLOT_SEQ_AT: usize = SLOT_INDEX_AT + 4 + 4;
+/// generation + frame_off + index + reserved + seq: what the crc covers.
+const SLOT_BODY_LEN: usize = SLOT_SEQ_AT + 8;
+const SLOT_CRC_AT: usize = SLOT_BODY_LEN;
+const _: () = assert!(SLOT_CRC_AT + 8 <= SLOT_LEN);
 /// Reads ahead this much so that sequential reads of small entries cost one
 /// `pread` per many entries, not two per entry.
 const READ_AHEAD_BYTES: usize = 256 * 1024;
@@ -109,11 +129,11 @@ struct Inner {
     /// Set when a file was created whose directory entry is not yet synced.
     dir_dirty: AtomicBool,
     dir_sync: Mutex<()>,
-    /// Set by the first failed write-back; later appends are refused because
-    /// the kernel may have dropped the pages that failed.
-    failed: Mutex<Option<String>>,
-    has_failed: AtomicBool,
-    /// Held (flocked) while open. Declared last so it is released last.
+    /// Tripped by the first failed write-back; later appends are refused
+    /// because the kernel may have dropped the pages that failed.
+    failure: FailureLatch,
+    /// The directory lock (`walrus_store::lock_dir`), held while open.
+    /// Declared last so it is released last.
     _lock: File,
 }
 
@@ -190,8 +210,7 @@ impl RawStore {
             next_id: AtomicU64::new(0),
             dir_dirty: AtomicBool::new(false),
             dir_sync: Mutex::new(()),
-            failed: Mutex::new(None),
-            has_failed: AtomicBool::new(false),
+            failure: FailureLatch::new(),
             _lock: lock,
         });
         inner.recover()?;
@@ -239,23 +258,6 @@ impl Drop for RawStore {
     }
 }
 
-fn lock_dir(dir: &Path) -> Result<File> {
-    let path = dir.join("LOCK");
-    let file = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
-    match file.try_lock() {
-        Ok(()) => Ok(file),
-        Err(std::fs::TryLockError::WouldBlock) => Err(Error::Locked(dir.to_path_buf())),
-        Err(std::fs::TryLockError::Error(e)) => {
-            Err(Error::io(format!("locking {}", path.display()), e))
-        }
-    }
-}
-
 impl Inner {
     fn data_path(&self, id: u64) -> PathBuf {
         self.dir.join(format!("{id}.log"))
@@ -265,21 +267,10 @@ impl Inner {
         self.dir.join(format!("{id}.cur"))
     }
 
-    fn check_not_failed(&self) -> Result<()> {
-        if self.has_failed.load(Ordering::Acquire) {
-            let reason = self.failed.lock().clone().unwrap_or_default();
-            return Err(Error::Failed(reason));
-        }
-        Ok(())
-    }
-
-    fn fail(&self, reason: String) {
-        let mut failed = self.failed.lock();
-        if failed.is_none() {
+    fn fail(&self, reason: &Error) {
+        if self.failure.trip(reason) {
             tracing::error!(%reason, "raw store refuses further writes");
-            *failed = Some(reason);
         }
-        self.has_failed.store(true, Ordering::Release);
     }
 
     // ---- recovery ----------------------------------------------------------
@@ -586,7 +577,7 @@ impl Inner {
                 });
             }
         }
-        self.check_not_failed()?;
+        self.failure.check()?;
         let topic = self.topic_or_create(topic_name)?;
         {
             let mut writer = topic.writer.lock();
@@ -628,7 +619,7 @@ impl Inner {
             if let Err(e) = topic.file.sync_data() {
                 topic.dirty.store(true, Ordering::Release);
                 let err = Error::io(format!("syncing {}", topic.path.display()), e);
-                self.fail(err.to_string());
+                self.fail(&err);
                 return Err(err);
             }
         }
@@ -657,7 +648,7 @@ impl Inner {
         self.sync_dir_if_dirty()?;
         match first_err {
             Some(e) => Err(e),
-            None => self.check_not_failed(),
+            None => self.failure.check(),
         }
     }
 
@@ -724,19 +715,18 @@ impl Inner {
             }
         }
         if consume && !out.is_empty() {
-            let persist = match self.config.consistency {
-                ReadConsistency::StrictlyAtOnce => true,
-                ReadConsistency::AtLeastOnce { persist_every } => {
-                    reader.unpersisted + out.len() as u64 >= u64::from(persist_every)
-                }
-            };
-            if persist {
+            let taken = out.len() as u64;
+            if self
+                .config
+                .consistency
+                .persist_due(reader.unpersisted, taken)
+            {
                 // Persist before handing the entries out: if this fails they
                 // were not returned, and the cursor stays where it was.
                 self.persist_cursor(&topic, reader, cursor)?;
                 reader.unpersisted = 0;
             } else {
-                reader.unpersisted += out.len() as u64;
+                reader.unpersisted += taken;
             }
             reader.cursor = cursor;
         }
@@ -805,9 +795,10 @@ impl LogStore for RawStore {
 fn encode_header(name: &str) -> Vec<u8> {
     let mut header = Vec::with_capacity(HEADER_FIXED_LEN + name.len() + 8);
     header.extend_from_slice(&MAGIC);
-    header.extend_from_slice(&VERSION.to_le_bytes());
+    header.resize(HEADER_FIXED_LEN, 0);
+    put_u32(&mut header, HEADER_VERSION_AT, VERSION);
     let name_len = u16::try_from(name.len()).expect("validate_topic bounds names to 255 bytes");
-    header.extend_from_slice(&name_len.to_le_bytes());
+    put_u16(&mut header, HEADER_NAME_LEN_AT, name_len);
     header.extend_from_slice(name.as_bytes());
     let crc = crc64(&[&header]);
     header.extend_from_slice(&crc.to_le_bytes());
@@ -826,8 +817,8 @@ fn read_header(
     let Some(fixed) = ahead.get(file, 0, HEADER_FIXED_LEN, file_len).map_err(io)? else {
         return Ok(None);
     };
-    if fixed[..8] != MAGIC {
-        if fixed[..8].iter().all(|b| *b == 0) {
+    if fixed[..MAGIC.len()] != MAGIC {
+        if fixed[..MAGIC.len()].iter().all(|b| *b == 0) {
             return Ok(None);
         }
         return Err(Error::BadMagic {
@@ -835,16 +826,14 @@ fn read_header(
             expected: "raw store topic",
         });
     }
-    let version = u32::from_le_bytes(fixed[8..12].try_into().expect("4 bytes"));
-    let name_len = usize::from(u16::from_le_bytes(
-        fixed[12..14].try_into().expect("2 bytes"),
-    ));
+    let version = u32_at(fixed, HEADER_VERSION_AT);
+    let name_len = usize::from(u16_at(fixed, HEADER_NAME_LEN_AT));
     let total = HEADER_FIXED_LEN + name_len + 8;
     let Some(header) = ahead.get(file, 0, total, file_len).map_err(io)? else {
         return Ok(None);
     };
     let (body, crc) = header.split_at(total - 8);
-    if crc64(&[body]) != u64::from_le_bytes(crc.try_into().expect("8 bytes")) {
+    if crc64(&[body]) != u64_at(crc, 0) {
         return Ok(None);
     }
     if version != VERSION {
@@ -876,11 +865,11 @@ fn encode_frame(buf: &mut Vec<u8>, first_seq: u64, payloads: &[&[u8]]) {
     }
     let count = u32::try_from(payloads.len()).expect("batch length checked by append_frame");
     let body_len = (buf.len() - FRAME_HEADER_LEN) as u64;
-    buf[0..4].copy_from_slice(&count.to_le_bytes());
-    buf[4..12].copy_from_slice(&first_seq.to_le_bytes());
-    buf[12..20].copy_from_slice(&body_len.to_le_bytes());
+    put_u32(buf, FRAME_COUNT_AT, count);
+    put_u64(buf, FRAME_FIRST_SEQ_AT, first_seq);
+    put_u64(buf, FRAME_BODY_LEN_AT, body_len);
     let crc = crc64(&[&buf[..FRAME_CRC_COVERS], &buf[FRAME_HEADER_LEN..]]);
-    buf[FRAME_CRC_COVERS..FRAME_HEADER_LEN].copy_from_slice(&crc.to_le_bytes());
+    put_u64(buf, FRAME_CRC_AT, crc);
 }
 
 /// Decodes the frame at `off`, reading no byte at or past `limit`.
@@ -908,10 +897,10 @@ fn decode_frame_at(
                 ))
             }
         };
-    let count = u32::from_le_bytes(header[0..4].try_into().expect("4 bytes"));
-    let first_seq = u64::from_le_bytes(header[4..12].try_into().expect("8 bytes"));
-    let body_len = u64::from_le_bytes(header[12..20].try_into().expect("8 bytes"));
-    let crc = u64::from_le_bytes(header[20..28].try_into().expect("8 bytes"));
+    let count = u32_at(&header, FRAME_COUNT_AT);
+    let first_seq = u64_at(&header, FRAME_FIRST_SEQ_AT);
+    let body_len = u64_at(&header, FRAME_BODY_LEN_AT);
+    let crc = u64_at(&header, FRAME_CRC_AT);
     if count == 0 || count as usize > MAX_BATCH_ENTRIES {
         return Err(format!("frame claims {count} records"));
     }
@@ -943,7 +932,7 @@ fn decode_frame_at(
         let Some(len_bytes) = body.get(pos..pos + RECORD_LEN_LEN) else {
             return Err("record length runs past the frame body".into());
         };
-        let len = u32::from_le_bytes(len_bytes.try_into().expect("4 bytes")) as usize;
+        let len = u32_at(len_bytes, 0) as usize;
         let start = pos + RECORD_LEN_LEN;
         if len > body.len() - start {
             return Err("record payload runs past the frame body".into());
@@ -965,33 +954,32 @@ fn decode_frame_at(
 
 fn encode_slot(generation: u64, cursor: Cursor) -> [u8; SLOT_LEN] {
     let mut slot = [0u8; SLOT_LEN];
-    slot[0..8].copy_from_slice(&generation.to_le_bytes());
-    slot[8..16].copy_from_slice(&cursor.frame_off.to_le_bytes());
-    slot[16..20].copy_from_slice(&cursor.index.to_le_bytes());
-    slot[24..32].copy_from_slice(&cursor.seq.to_le_bytes());
+    put_u64(&mut slot, SLOT_GENERATION_AT, generation);
+    put_u64(&mut slot, SLOT_FRAME_OFF_AT, cursor.frame_off);
+    put_u32(&mut slot, SLOT_INDEX_AT, cursor.index);
+    put_u64(&mut slot, SLOT_SEQ_AT, cursor.seq);
     let crc = crc64(&[&slot[..SLOT_BODY_LEN]]);
-    slot[SLOT_BODY_LEN..SLOT_BODY_LEN + 8].copy_from_slice(&crc.to_le_bytes());
+    put_u64(&mut slot, SLOT_CRC_AT, crc);
     slot
 }
 
 fn decode_slot(slot: &[u8]) -> Option<(u64, Cursor)> {
-    if slot.len() < SLOT_BODY_LEN + 8 {
+    if slot.len() < SLOT_CRC_AT + 8 {
         return None;
     }
-    let stored = u64::from_le_bytes(slot[SLOT_BODY_LEN..SLOT_BODY_LEN + 8].try_into().ok()?);
-    if crc64(&[&slot[..SLOT_BODY_LEN]]) != stored {
+    if crc64(&[&slot[..SLOT_BODY_LEN]]) != u64_at(slot, SLOT_CRC_AT) {
         return None;
     }
-    let generation = u64::from_le_bytes(slot[0..8].try_into().ok()?);
+    let generation = u64_at(slot, SLOT_GENERATION_AT);
     if generation == 0 {
         return None;
     }
     Some((
         generation,
         Cursor {
-            frame_off: u64::from_le_bytes(slot[8..16].try_into().ok()?),
-            index: u32::from_le_bytes(slot[16..20].try_into().ok()?),
-            seq: u64::from_le_bytes(slot[24..32].try_into().ok()?),
+            frame_off: u64_at(slot, SLOT_FRAME_OFF_AT),
+            index: u32_at(slot, SLOT_INDEX_AT),
+            seq: u64_at(slot, SLOT_SEQ_AT),
         },
     ))
 }

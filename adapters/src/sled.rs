@@ -25,18 +25,18 @@
 //! `Db::flush()`: before every consuming read returns under `StrictlyAtOnce`,
 //! and every `persist_every` entries under `AtLeastOnce`.
 
-use std::collections::HashMap;
+use std::fs::File;
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use parking_lot::{Mutex, RwLock};
 use walrus_store::{
-    validate_batch_len, validate_topic, Bytes, Entry, Error, FsyncSchedule, LogStore,
-    ReadConsistency, Result, StoreConfig, MAX_BATCH_ENTRIES,
+    lock_dir, validate_topic, Bytes, Entry, Error, FailureLatch, FsyncSchedule, LogStore,
+    ReadConsistency, Result, StoreConfig,
 };
 
+use crate::kv_common::{self, decode_seq, Batch, KvRead, Topics, Want};
+
+const STORE: &str = "sled";
 const TOPIC_TREE_PREFIX: &[u8] = b"t:";
 const CURSOR_TREE: &[u8] = b"cursors";
 
@@ -45,40 +45,23 @@ pub struct SledStore {
     db: sled::Db,
     cursors: sled::Tree,
     config: StoreConfig,
-    topics: RwLock<HashMap<String, Arc<Topic>>>,
+    /// Each topic's entries live in its own tree.
+    topics: Topics<sled::Tree>,
+    /// Tripped by a failed flush: later writes are refused.
+    failure: FailureLatch,
+    /// The directory lock (`walrus_store::lock_dir`), held while open.
+    /// Declared last so it is released after sled has closed.
+    _lock: File,
 }
 
-struct Topic {
-    name: String,
-    tree: sled::Tree,
-    /// Next seq to assign; the lock orders appends of one topic.
-    next_seq: Mutex<u64>,
-    /// Entries below this are fully written; readers never look past it.
-    visible: AtomicU64,
-    reader: Mutex<Reader>,
-}
-
-struct Reader {
-    cursor: u64,
-    unpersisted: u64,
-}
+type Topic = kv_common::Topic<sled::Tree>;
 
 fn backend(e: sled::Error) -> Error {
-    Error::backend("sled", e)
+    Error::backend(STORE, e)
 }
 
 fn seq_key(seq: u64) -> [u8; 8] {
     seq.to_be_bytes()
-}
-
-fn decode_seq(bytes: &[u8], what: &str) -> Result<u64> {
-    let bytes: [u8; 8] = bytes.try_into().map_err(|_| {
-        Error::backend(
-            "sled",
-            format!("{what} is {} bytes, expected an 8-byte seq", bytes.len()),
-        )
-    })?;
-    Ok(u64::from_be_bytes(bytes))
 }
 
 /// How long `open` keeps retrying a held lock; see [`open_db`].
@@ -88,8 +71,8 @@ const LOCK_RETRY: Duration = Duration::from_secs(2);
 /// held: sled 0.34 finishes some background work on its own thread pool after
 /// the last `Db` handle is dropped, and that work keeps the file (and so the
 /// lock) open for a few milliseconds, so a close followed at once by a reopen
-/// can find its own lock still held. A lock still held after the retry
-/// window is a real second instance and is reported as `Locked`.
+/// can find its own lock still held. A second instance never gets this far:
+/// the directory lock taken before refuses it at once.
 fn open_db(dir: &Path, flush_every_ms: Option<u64>) -> Result<sled::Db> {
     let started = Instant::now();
     let mut pause = Duration::from_millis(1);
@@ -122,21 +105,26 @@ impl SledStore {
             // SyncEach flushes explicitly; NoFsync never does.
             FsyncSchedule::SyncEach | FsyncSchedule::NoFsync => None,
         };
+        std::fs::create_dir_all(dir)
+            .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
+        let lock = lock_dir(dir)?;
         let db = open_db(dir, flush_every_ms)?;
         // sled writes its `conf` file at open and never fsyncs it
         // (sled-0.34.7/src/config.rs, `write_config`); a power loss could
         // leave a store whose configuration is gone. The conformance suite's
         // sync check found the dirty page.
-        std::fs::File::open(dir.join("conf"))
+        File::open(dir.join("conf"))
             .and_then(|f| f.sync_all())
-            .and_then(|()| std::fs::File::open(dir)?.sync_all())
+            .and_then(|()| File::open(dir)?.sync_all())
             .map_err(|e| Error::io(format!("syncing {}", dir.join("conf").display()), e))?;
         let cursors = db.open_tree(CURSOR_TREE).map_err(backend)?;
         let store = SledStore {
             db,
             cursors,
             config,
-            topics: RwLock::new(HashMap::new()),
+            topics: Topics::new(),
+            failure: FailureLatch::new(),
+            _lock: lock,
         };
         store.recover()?;
         Ok(store)
@@ -149,14 +137,14 @@ impl SledStore {
                 continue;
             };
             let name = std::str::from_utf8(name)
-                .map_err(|_| Error::backend("sled", "a topic tree's name is not UTF-8"))?;
+                .map_err(|_| Error::backend(STORE, "a topic tree's name is not UTF-8"))?;
             let tree = self.db.open_tree(&tree_name).map_err(backend)?;
             let next_seq = match tree.last().map_err(backend)? {
-                Some((key, _)) => decode_seq(&key, "a topic key")? + 1,
+                Some((key, _)) => decode_seq(STORE, &key, "a topic key")? + 1,
                 None => 0,
             };
             let cursor = match self.cursors.get(name.as_bytes()).map_err(backend)? {
-                Some(value) => decode_seq(&value, "a cursor")?,
+                Some(value) => decode_seq(STORE, &value, "a cursor")?,
                 None => 0,
             };
             // sled recovers a prefix of its log and a cursor flush flushes
@@ -166,155 +154,88 @@ impl SledStore {
             let next_seq = next_seq.max(cursor);
             topics.insert(
                 name.to_owned(),
-                Arc::new(Topic::new(name, tree, next_seq, cursor)),
+                std::sync::Arc::new(Topic::new(name, tree, next_seq, cursor)),
             );
         }
         Ok(())
     }
 
-    fn topic(&self, name: &str) -> Option<Arc<Topic>> {
-        self.topics.read().get(name).cloned()
-    }
-
-    fn topic_or_create(&self, name: &str) -> Result<Arc<Topic>> {
-        if let Some(topic) = self.topic(name) {
-            return Ok(topic);
-        }
-        let mut topics = self.topics.write();
-        if let Some(topic) = topics.get(name) {
-            return Ok(topic.clone());
-        }
-        let tree_name = [TOPIC_TREE_PREFIX, name.as_bytes()].concat();
-        let tree = self.db.open_tree(tree_name).map_err(backend)?;
-        let topic = Arc::new(Topic::new(name, tree, 0, 0));
-        topics.insert(name.to_owned(), topic.clone());
-        Ok(topic)
-    }
-
+    /// `Db::flush`, tripping the failure latch if it fails: what it did not
+    /// write back cannot be assumed durable.
     fn flush(&self) -> Result<()> {
-        self.db.flush().map(drop).map_err(backend)
+        self.db.flush().map(drop).map_err(|e| {
+            let err = backend(e);
+            if self.failure.trip(&err) {
+                tracing::error!(error = %err, "sled: flush failed; refusing further writes");
+            }
+            err
+        })
     }
 
     fn write(&self, topic: &str, payloads: &[&[u8]]) -> Result<()> {
-        validate_topic(topic)?;
-        validate_batch_len(payloads.len())?;
-        let topic = self.topic_or_create(topic)?;
-        {
-            let mut next_seq = topic.next_seq.lock();
+        self.failure.check()?;
+        let topic = self.topics.for_append(topic, payloads, || {
+            let tree_name = [TOPIC_TREE_PREFIX, topic.as_bytes()].concat();
+            self.db.open_tree(tree_name).map_err(backend)
+        })?;
+        let end = topic.append(payloads.len(), |first| {
             if let [payload] = payloads {
-                topic
-                    .tree
-                    .insert(seq_key(*next_seq), *payload)
-                    .map_err(backend)?;
+                topic.keys.insert(seq_key(first), *payload).map(drop)
             } else {
                 let mut batch = sled::Batch::default();
                 for (i, payload) in payloads.iter().enumerate() {
-                    batch.insert(&seq_key(*next_seq + i as u64), *payload);
+                    batch.insert(&seq_key(first + i as u64), *payload);
                 }
-                topic.tree.apply_batch(batch).map_err(backend)?;
+                topic.keys.apply_batch(batch)
             }
-            *next_seq += payloads.len() as u64;
-            topic.visible.store(*next_seq, Ordering::Release);
-        }
+            .map_err(backend)
+        })?;
+        topic.publish(end);
         if self.config.fsync == FsyncSchedule::SyncEach {
             self.flush()?;
         }
         Ok(())
     }
-
-    fn read(&self, topic: &str, budget: Option<usize>, consume: bool) -> Result<Vec<Entry>> {
-        validate_topic(topic)?;
-        let Some(topic) = self.topic(topic) else {
-            return Ok(Vec::new());
-        };
-        let mut reader = topic.reader.lock();
-        let visible = topic.visible.load(Ordering::Acquire);
-        let mut out = Vec::new();
-        if reader.cursor < visible && budget.is_none() {
-            // One entry: a point lookup, not a range iterator.
-            let value = topic
-                .tree
-                .get(seq_key(reader.cursor))
-                .map_err(backend)?
-                .ok_or_else(|| {
-                    Error::backend(
-                        "sled",
-                        format!("topic {:?} is missing seq {}", topic.name, reader.cursor),
-                    )
-                })?;
-            out.push(Entry {
-                seq: reader.cursor,
-                data: Bytes::copy_from_slice(&value),
-            });
-        } else if reader.cursor < visible {
-            let mut total_bytes = 0usize;
-            for item in topic.tree.range(seq_key(reader.cursor)..seq_key(visible)) {
-                let (key, value) = item.map_err(backend)?;
-                let seq = decode_seq(&key, "a topic key")?;
-                let expected = reader.cursor + out.len() as u64;
-                if seq != expected {
-                    return Err(Error::backend(
-                        "sled",
-                        format!("topic {:?} is missing seq {expected}", topic.name),
-                    ));
-                }
-                let fits = match budget {
-                    None => out.is_empty(),
-                    Some(max) => {
-                        out.is_empty()
-                            || (total_bytes.saturating_add(value.len()) <= max
-                                && out.len() < MAX_BATCH_ENTRIES)
-                    }
-                };
-                if !fits {
-                    break;
-                }
-                total_bytes = total_bytes.saturating_add(value.len());
-                out.push(Entry {
-                    seq,
-                    data: Bytes::copy_from_slice(&value),
-                });
-            }
-        }
-        if consume && !out.is_empty() {
-            let cursor = reader.cursor + out.len() as u64;
-            let persist = match self.config.consistency {
-                ReadConsistency::StrictlyAtOnce => true,
-                ReadConsistency::AtLeastOnce { persist_every } => {
-                    reader.unpersisted + out.len() as u64 >= u64::from(persist_every)
-                }
-            };
-            if persist {
-                self.persist_cursor(&topic, cursor)?;
-                reader.unpersisted = 0;
-            } else {
-                reader.unpersisted += out.len() as u64;
-            }
-            reader.cursor = cursor;
-        }
-        Ok(out)
-    }
-
-    fn persist_cursor(&self, topic: &Topic, cursor: u64) -> Result<()> {
-        self.cursors
-            .insert(topic.name.as_bytes(), &seq_key(cursor))
-            .map_err(backend)?;
-        self.flush()
-    }
 }
 
-impl Topic {
-    fn new(name: &str, tree: sled::Tree, next_seq: u64, cursor: u64) -> Topic {
-        Topic {
-            name: name.to_owned(),
-            tree,
-            next_seq: Mutex::new(next_seq),
-            visible: AtomicU64::new(next_seq),
-            reader: Mutex::new(Reader {
-                cursor,
-                unpersisted: 0,
-            }),
-        }
+impl KvRead<sled::Tree, ()> for SledStore {
+    const STORE: &'static str = STORE;
+
+    fn topics(&self) -> &Topics<sled::Tree> {
+        &self.topics
+    }
+
+    fn consistency(&self) -> ReadConsistency {
+        self.config.consistency
+    }
+
+    /// One entry: a point lookup, not a range iterator.
+    fn lookup(&self, topic: &Topic, seq: u64) -> Result<Option<Bytes>> {
+        let value = topic.keys.get(seq_key(seq)).map_err(backend)?;
+        Ok(value.map(|v| Bytes::copy_from_slice(&v)))
+    }
+
+    fn scan(
+        &self,
+        topic: &Topic,
+        _state: &mut (),
+        from: u64,
+        to: u64,
+        batch: &mut Batch,
+    ) -> Result<()> {
+        let items = topic.keys.range(seq_key(from)..seq_key(to)).map(|item| {
+            let (key, value) = item.map_err(backend)?;
+            let seq = decode_seq(STORE, &key, "a topic key")?;
+            Ok((seq, Bytes::copy_from_slice(&value)))
+        });
+        kv_common::fill(STORE, topic, from, to, items, batch)
+    }
+
+    fn persist_cursor(&self, topic: &Topic, _from: u64, to: u64) -> Result<()> {
+        self.cursors
+            .insert(topic.name.as_bytes(), &seq_key(to))
+            .map_err(backend)?;
+        self.flush()
     }
 }
 
@@ -322,9 +243,9 @@ impl Drop for SledStore {
     fn drop(&mut self) {
         // A clean close keeps every acknowledged append and consumed
         // position even in `NoFsync` mode, where nothing else would flush.
-        for topic in self.topics.read().values() {
-            let reader = topic.reader.lock();
-            if reader.unpersisted > 0 {
+        for topic in self.topics.all() {
+            let reader = topic.reader();
+            if reader.unpersisted() > 0 {
                 if let Err(e) = self
                     .cursors
                     .insert(topic.name.as_bytes(), &seq_key(reader.cursor))
@@ -356,11 +277,11 @@ impl LogStore for SledStore {
     }
 
     fn read_next(&self, topic: &str, checkpoint: bool) -> Result<Option<Entry>> {
-        Ok(self.read(topic, None, checkpoint)?.pop())
+        Ok(kv_common::read(self, topic, Want::One, checkpoint)?.pop())
     }
 
     fn batch_read(&self, topic: &str, max_bytes: usize, checkpoint: bool) -> Result<Vec<Entry>> {
-        self.read(topic, Some(max_bytes), checkpoint)
+        kv_common::read(self, topic, Want::Batch { max_bytes }, checkpoint)
     }
 
     fn sync(&self) -> Result<()> {
