@@ -3,87 +3,26 @@
 //! append, against the async front end. Walrus runs natively (group commit
 //! across tasks through io_uring fdatasync); every other store runs behind
 //! `walrus_async::Blocking`, i.e. on tokio's blocking pool. What is written
-//! is read back and verified exactly as in the sync write workload.
+//! is read back and verified exactly as in the sync write workload. The
+//! cell around it (fresh directory, open, sync, disk use) is
+//! `crate::runner::run_async_cell`.
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use walrus_async::{AsyncLogStore, Blocking, Runtime, StoreKind};
-use walrus_wal::{LogStore, StoreConfig};
+use walrus_async::AsyncLogStore;
 
 use crate::error::BenchError;
-use crate::metrics::{disk_usage_bytes, process_cpu_time, LatencyRecorder};
+use crate::metrics::{process_cpu_time, LatencyRecorder};
 use crate::payload::{PayloadGen, TopicVerifier};
 use crate::progress::Progress;
-use crate::runner::{quiesce_disk, CellOutcome, FreshDir, Opener, RunEnv};
 use crate::workload::{
-    topic_name, PhaseStats, TopicMode, WriteSpec, BENCH_PREFIX, VERIFY_READ_BYTES, WARMUP_PREFIX,
+    topic_name, PhaseStats, TopicMode, WriteSpec, BENCH_PREFIX, VERIFY_READ_BYTES,
 };
 
 /// How often the coordinator wakes to check the clock and redraw progress.
 const TICK: Duration = Duration::from_millis(200);
-
-/// How a cell opens its async store.
-pub(crate) enum AsyncOpen<'a> {
-    /// By kind, as an application would: Walrus natively.
-    Kind(StoreKind),
-    /// Any store from a blocking opener (test doubles), behind `Blocking`.
-    Blocking(&'a Opener<'a>),
-}
-
-/// Runs one async write cell in a fresh directory: warm-up, timed writes,
-/// `sync`, bytes on disk, verified read-back, close.
-pub(crate) fn run_cell(
-    open: AsyncOpen<'_>,
-    label: &str,
-    config: StoreConfig,
-    spec: &WriteSpec,
-    env: &RunEnv,
-) -> Result<CellOutcome, BenchError> {
-    let store_err = |source| BenchError::Store {
-        store: label.to_string(),
-        source,
-    };
-    quiesce_disk();
-    let dir = FreshDir::create(&env.data_dir, label, env.keep_data)?;
-    let runtime = Runtime::new().map_err(store_err)?;
-    runtime.block_on(async {
-        let store: Rc<dyn AsyncLogStore> = match open {
-            AsyncOpen::Kind(kind) => walrus_async::open_async_store(kind, dir.path(), config)
-                .await
-                .map_err(store_err)?,
-            AsyncOpen::Blocking(open) => {
-                let store = open(dir.path(), config).map_err(store_err)?;
-                Rc::new(Blocking::<dyn LogStore>::from_arc(Arc::from(store)))
-            }
-        };
-        let mut logical_bytes = 0;
-        if !spec.warmup.is_zero() {
-            let warm = WriteSpec {
-                duration: spec.warmup,
-                ..spec.clone()
-            };
-            let (stats, _) = timed_writes(&store, &warm, WARMUP_PREFIX, &env.progress).await?;
-            logical_bytes += stats.bytes;
-        }
-        let (stats, acked) = timed_writes(&store, spec, BENCH_PREFIX, &env.progress).await?;
-        logical_bytes += stats.bytes;
-        store.sync().await.map_err(store_err)?;
-        let disk_bytes = disk_usage_bytes(dir.path())
-            .map_err(|e| BenchError::io(format!("measuring {}", dir.path().display()), e))?;
-        let verified_entries = verify(&store, spec, &acked).await?;
-        store.close().await.map_err(store_err)?;
-        Ok(CellOutcome {
-            space_amp: disk_bytes as f64 / logical_bytes.max(1) as f64,
-            write: stats,
-            read: None,
-            verified_entries,
-            disk_bytes,
-        })
-    })
-}
 
 /// What one writer task measured.
 #[derive(Default)]
@@ -96,7 +35,7 @@ struct TaskTotals {
 
 /// `spec.threads` tasks append until the duration ends; per-task entries
 /// acknowledged are returned with the phase's stats.
-async fn timed_writes(
+pub(crate) async fn timed_writes(
     store: &Rc<dyn AsyncLogStore>,
     spec: &WriteSpec,
     prefix: &str,
@@ -177,7 +116,7 @@ async fn timed_writes(
 /// Reads back (through the async store) and checks every acknowledged
 /// entry of the timed phase, as `workload::verify_written` does for the
 /// sync workload. Returns the entries verified.
-async fn verify(
+pub(crate) async fn verify(
     store: &Rc<dyn AsyncLogStore>,
     spec: &WriteSpec,
     acked: &[u64],
@@ -226,8 +165,10 @@ async fn verify(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::runner::{run_async_cell as run_cell, AsyncOpen, RunEnv};
     use std::path::Path;
-    use walrus_wal::{Backend, FsyncSchedule, ReadConsistency};
+    use walrus_async::StoreKind;
+    use walrus_wal::{Backend, FsyncSchedule, ReadConsistency, StoreConfig};
 
     fn spec(threads: usize, topics: TopicMode) -> WriteSpec {
         WriteSpec {

@@ -1,36 +1,133 @@
 //! The single-purpose benchmarks of the guide: write, batch, read, scaling,
-//! and the three real-world scenarios. Each builds its cases, runs them
+//! and the latency sweep. Each builds its cases, runs them
 //! through [`crate::rounds`] (every store, `WALRUS_ROUNDS` alternated
 //! rounds, a failed cell reported and the others still run), writes one
 //! CSV (every round, then each median round whole) and returns a table of
-//! the medians.
+//! the medians. `crate::report` writes them out.
 
+use serde::Serialize;
 use walrus_wal::{FsyncSchedule, ReadConsistency, StoreConfig};
 
 use crate::config::{Command, Settings};
 use crate::error::BenchError;
-use crate::longrun::{long_run, LongRunOutcome, LongRunSpec, Slice};
-use crate::report::{self, group_digits, Rates, ReadRow, ScalingRow, WriteRow};
+use crate::format::{self, text_table};
 use crate::rounds::{
-    round_rows, run_env, run_rounds, CommandOutput, OpenKind, RoundCase, RoundColumns,
+    empty_stats, ops_cell, round_rows, rounds_note, run_env, run_rounds, shown, spread_cell,
+    CommandOutput, OpenKind, RoundCase, RoundColumns,
 };
-use crate::runner::{quiesce_disk, CellOutcome, FreshDir, RunEnv, Workload};
+use crate::runner::{CellOutcome, Workload};
 use crate::stores::{backend_label, StoreKind};
-use crate::workload::{PhaseStats, ReadMode, ReadSpec, TopicMode, WriteSpec};
+use crate::workload::{PhaseStats, Rates, ReadMode, ReadSpec, TopicMode, WriteSpec};
 
-/// Runs the benchmark `settings.command` names.
-pub fn run(settings: &Settings, open: &OpenKind<'_>) -> Result<CommandOutput, BenchError> {
-    match settings.command {
-        Command::Write | Command::Batch | Command::Latency => run_writes(settings, open),
-        Command::Scaling => run_scaling(settings, open),
-        Command::Read => run_reads(settings, open),
-        Command::Scenarios => run_scenarios(settings, open),
-        Command::Compare => crate::compare::run(settings, open),
-        Command::Longrun => run_longrun(settings, open),
-    }
+// Field order of each row struct *is* the CSV column order; the first
+// columns are exactly those the benchmarking guide documents, extra ones
+// follow. A test pins the headers.
+
+/// One row of `write_benchmark_*.csv`, `batch_benchmark_*.csv` and
+/// `latency_benchmark_*.csv`.
+#[derive(Clone, Debug, Serialize)]
+pub struct WriteRow {
+    pub threads: usize,
+    pub fsync_mode: String,
+    pub ops_per_sec: u64,
+    pub mb_per_sec: f64,
+    pub avg_latency_us: f64,
+    pub p50_us: f64,
+    pub p99_us: f64,
+    pub p999_us: f64,
+    pub max_us: f64,
+    pub store: String,
+    pub backend: String,
+    pub entry_size: usize,
+    pub batch_size: usize,
+    pub topics: String,
+    pub cpu_usage: f64,
+    pub entries: u64,
+    pub verified_entries: u64,
+    pub elapsed_s: f64,
+    pub disk_bytes: u64,
+    pub space_amp: f64,
+    /// `1`, `2`, ... for a round, `median` for the median round (whole).
+    pub round: String,
+    /// `ok`, or `failed: <why>` (the figures are then zero).
+    pub status: String,
+    /// On a `median` row: which round (1-based) every figure is from.
+    pub median_of_round: String,
+    /// On a `median` row: the lowest and highest ops/s over the rounds.
+    pub ops_min: u64,
+    pub ops_max: u64,
+    /// Open loop: the offered load (store calls per second per cell); empty
+    /// for a closed loop.
+    pub offered_rate: Option<f64>,
 }
 
-fn write_spec(settings: &Settings, threads: usize, batch_size: usize) -> WriteSpec {
+/// One row of `read_benchmark_*.csv`: a `write` row for the populate phase
+/// and a `read` row for the phase that matters.
+#[derive(Clone, Debug, Serialize)]
+pub struct ReadRow {
+    pub phase: String,
+    pub threads: usize,
+    pub ops_per_sec: u64,
+    pub mb_per_sec: f64,
+    pub avg_latency_us: f64,
+    pub p50_us: f64,
+    pub p99_us: f64,
+    pub p999_us: f64,
+    pub max_us: f64,
+    pub store: String,
+    pub backend: String,
+    pub fsync_mode: String,
+    pub read_mode: String,
+    pub consistency: String,
+    pub entry_size: usize,
+    pub batch_size: usize,
+    pub cpu_usage: f64,
+    pub entries: u64,
+    pub elapsed_s: f64,
+    /// `1`, `2`, ... for a round, `median` for the median round (whole).
+    pub round: String,
+    /// `ok`, or `failed: <why>` (the figures are then zero).
+    pub status: String,
+    /// On a `median` row: which round (1-based) every figure is from.
+    pub median_of_round: String,
+    /// On a `median` row: the lowest and highest ops/s over the rounds.
+    pub ops_min: u64,
+    pub ops_max: u64,
+}
+
+/// One row of `scaling_benchmark_*.csv`.
+#[derive(Clone, Debug, Serialize)]
+pub struct ScalingRow {
+    pub threads: usize,
+    pub ops_per_sec: u64,
+    pub mb_per_sec: f64,
+    /// Percent of one core (200 = two cores busy).
+    pub cpu_usage: f64,
+    pub fsync_mode: String,
+    pub avg_latency_us: f64,
+    pub p50_us: f64,
+    pub p99_us: f64,
+    pub p999_us: f64,
+    pub max_us: f64,
+    pub store: String,
+    pub backend: String,
+    pub entry_size: usize,
+    pub batch_size: usize,
+    pub topics: String,
+    pub disk_bytes: u64,
+    pub space_amp: f64,
+    /// `1`, `2`, ... for a round, `median` for the median round (whole).
+    pub round: String,
+    /// `ok`, or `failed: <why>` (the figures are then zero).
+    pub status: String,
+    /// On a `median` row: which round (1-based) every figure is from.
+    pub median_of_round: String,
+    /// On a `median` row: the lowest and highest ops/s over the rounds.
+    pub ops_min: u64,
+    pub ops_max: u64,
+}
+
+pub(crate) fn write_spec(settings: &Settings, threads: usize, batch_size: usize) -> WriteSpec {
     WriteSpec {
         threads,
         entry_size: settings.entry_size,
@@ -43,37 +140,8 @@ fn write_spec(settings: &Settings, threads: usize, batch_size: usize) -> WriteSp
     }
 }
 
-fn store_config(fsync: FsyncSchedule, consistency: ReadConsistency) -> StoreConfig {
+pub(crate) fn store_config(fsync: FsyncSchedule, consistency: ReadConsistency) -> StoreConfig {
     StoreConfig { consistency, fsync }
-}
-
-/// A row's figures when its round failed: zeros (its status says why).
-fn empty_stats() -> &'static PhaseStats {
-    static EMPTY: std::sync::OnceLock<PhaseStats> = std::sync::OnceLock::new();
-    EMPTY.get_or_init(PhaseStats::default)
-}
-
-/// Whether a row goes into the terminal table: the medians, and a round
-/// that failed (its case has no median).
-fn shown(round: &str, status: &str) -> bool {
-    round == "median" || status != "ok"
-}
-
-/// The figure of a shown row: its ops/s, or why it failed.
-fn ops_cell(ops: u64, status: &str) -> String {
-    if status == "ok" {
-        group_digits(ops)
-    } else {
-        format!("FAILED ({status})")
-    }
-}
-
-fn spread_cell(round: &str, min: u64, max: u64) -> String {
-    if round == "median" {
-        format!("{}-{}", group_digits(min), group_digits(max))
-    } else {
-        "-".into()
-    }
 }
 
 /// One write case: a fsync mode and a write spec (whose `rate` is the
@@ -137,7 +205,10 @@ fn run_write_cells(
     rows
 }
 
-fn run_writes(settings: &Settings, open: &OpenKind<'_>) -> Result<CommandOutput, BenchError> {
+pub(crate) fn run_writes(
+    settings: &Settings,
+    open: &OpenKind<'_>,
+) -> Result<CommandOutput, BenchError> {
     let mut out = CommandOutput::default();
     let rows = run_write_cells(settings, open, &mut out, |spec, fsync| {
         let rate = spec.rate.map_or(String::new(), |r| format!(" rate={r}/s"));
@@ -189,24 +260,15 @@ fn run_writes(settings: &Settings, open: &OpenKind<'_>) -> Result<CommandOutput,
         "cpu%",
         "space_amp",
     ]);
-    out.text = report::text_table(&header, &table_rows);
+    out.text = text_table(&header, &table_rows);
     out.text += &rounds_note(settings);
     if open_loop {
         out.text += "(open loop: calls issued on a fixed schedule at the offered rate; latency \
                      from each call's intended start, so it includes queueing behind a slow \
                      store)\n";
     }
-    push_csv(&mut out, settings, &rows)?;
+    out.set_rows(&rows)?;
     Ok(out)
-}
-
-/// The line under every table: what a row is.
-fn rounds_note(settings: &Settings) -> String {
-    format!(
-        "(each row: the median of {} alternated round(s) by ops/s, whole, with the min-max \
-         over the rounds; every round is in the CSV)\n",
-        settings.rounds
-    )
 }
 
 fn write_row(
@@ -244,7 +306,7 @@ fn write_row(
         verified_entries: o.map_or(0, |o| o.verified_entries),
         elapsed_s: r.elapsed_s,
         disk_bytes: o.map_or(0, |o| o.disk_bytes),
-        space_amp: o.map_or(0.0, |o| report::round(o.space_amp, 3)),
+        space_amp: o.map_or(0.0, |o| format::round(o.space_amp, 3)),
         round,
         status,
         median_of_round,
@@ -254,7 +316,10 @@ fn write_row(
     }
 }
 
-fn run_scaling(settings: &Settings, open: &OpenKind<'_>) -> Result<CommandOutput, BenchError> {
+pub(crate) fn run_scaling(
+    settings: &Settings,
+    open: &OpenKind<'_>,
+) -> Result<CommandOutput, BenchError> {
     let mut out = CommandOutput::default();
     let rows: Vec<ScalingRow> = run_write_cells(settings, open, &mut out, |spec, fsync| {
         format!(
@@ -263,30 +328,7 @@ fn run_scaling(settings: &Settings, open: &OpenKind<'_>) -> Result<CommandOutput
         )
     })
     .into_iter()
-    .map(|w| ScalingRow {
-        threads: w.threads,
-        ops_per_sec: w.ops_per_sec,
-        mb_per_sec: w.mb_per_sec,
-        cpu_usage: w.cpu_usage,
-        fsync_mode: w.fsync_mode,
-        avg_latency_us: w.avg_latency_us,
-        p50_us: w.p50_us,
-        p99_us: w.p99_us,
-        p999_us: w.p999_us,
-        max_us: w.max_us,
-        store: w.store,
-        backend: w.backend,
-        entry_size: w.entry_size,
-        batch_size: w.batch_size,
-        topics: w.topics,
-        disk_bytes: w.disk_bytes,
-        space_amp: w.space_amp,
-        round: w.round,
-        status: w.status,
-        median_of_round: w.median_of_round,
-        ops_min: w.ops_min,
-        ops_max: w.ops_max,
-    })
+    .map(ScalingRow::from)
     .collect();
     let table_rows: Vec<Vec<String>> = rows
         .iter()
@@ -305,7 +347,7 @@ fn run_scaling(settings: &Settings, open: &OpenKind<'_>) -> Result<CommandOutput
             ]
         })
         .collect();
-    out.text = report::text_table(
+    out.text = text_table(
         &[
             "store",
             "fsync",
@@ -320,8 +362,37 @@ fn run_scaling(settings: &Settings, open: &OpenKind<'_>) -> Result<CommandOutput
         &table_rows,
     );
     out.text += &rounds_note(settings);
-    push_csv(&mut out, settings, &rows)?;
+    out.set_rows(&rows)?;
     Ok(out)
+}
+
+impl From<WriteRow> for ScalingRow {
+    fn from(w: WriteRow) -> ScalingRow {
+        ScalingRow {
+            threads: w.threads,
+            ops_per_sec: w.ops_per_sec,
+            mb_per_sec: w.mb_per_sec,
+            cpu_usage: w.cpu_usage,
+            fsync_mode: w.fsync_mode,
+            avg_latency_us: w.avg_latency_us,
+            p50_us: w.p50_us,
+            p99_us: w.p99_us,
+            p999_us: w.p999_us,
+            max_us: w.max_us,
+            store: w.store,
+            backend: w.backend,
+            entry_size: w.entry_size,
+            batch_size: w.batch_size,
+            topics: w.topics,
+            disk_bytes: w.disk_bytes,
+            space_amp: w.space_amp,
+            round: w.round,
+            status: w.status,
+            median_of_round: w.median_of_round,
+            ops_min: w.ops_min,
+            ops_max: w.ops_max,
+        }
+    }
 }
 
 /// Read modes of the read benchmark: `read_next`, then `batch_read` with a
@@ -391,7 +462,10 @@ fn read_row(
     }
 }
 
-fn run_reads(settings: &Settings, open: &OpenKind<'_>) -> Result<CommandOutput, BenchError> {
+pub(crate) fn run_reads(
+    settings: &Settings,
+    open: &OpenKind<'_>,
+) -> Result<CommandOutput, BenchError> {
     let env = run_env(settings);
     let mut out = CommandOutput::default();
     let mut cases = Vec::new();
@@ -471,7 +545,7 @@ fn run_reads(settings: &Settings, open: &OpenKind<'_>) -> Result<CommandOutput, 
             ]
         })
         .collect();
-    out.text = report::text_table(
+    out.text = text_table(
         &[
             "phase",
             "store",
@@ -490,399 +564,66 @@ fn run_reads(settings: &Settings, open: &OpenKind<'_>) -> Result<CommandOutput, 
     out.text += &rounds_note(settings);
     out.text += "(a read row's median round is chosen by its read ops/s; the write row beside it \
                  is that round's populate)\n";
-    push_csv(&mut out, settings, &rows)?;
+    out.set_rows(&rows)?;
     Ok(out)
 }
 
-/// One of the guide's real-world scenarios.
-struct Scenario {
-    name: &'static str,
-    fsync: FsyncSchedule,
-    consistency: ReadConsistency,
-    threads: usize,
-    entry_size: usize,
-    /// The workload's stated requirement, in appends per second.
-    required_ops_per_sec: u64,
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-const SCENARIOS: [Scenario; 3] = [
-    Scenario {
-        name: "analytics",
-        fsync: FsyncSchedule::Milliseconds(5_000),
-        consistency: ReadConsistency::AtLeastOnce {
-            persist_every: 10_000,
-        },
-        threads: 16,
-        entry_size: 1024,
-        required_ops_per_sec: 1_000_000,
-    },
-    Scenario {
-        name: "financial",
-        fsync: FsyncSchedule::SyncEach,
-        consistency: ReadConsistency::StrictlyAtOnce,
-        threads: 4,
-        entry_size: 512,
-        required_ops_per_sec: 10_000,
-    },
-    Scenario {
-        name: "message-queue",
-        fsync: FsyncSchedule::Milliseconds(1_000),
-        consistency: ReadConsistency::AtLeastOnce {
-            persist_every: 1_000,
-        },
-        threads: 8,
-        entry_size: 10 * 1024,
-        required_ops_per_sec: 100_000,
-    },
-];
-
-/// One row of `scenarios_*.csv`.
-#[derive(Clone, Debug, serde::Serialize)]
-pub struct ScenarioRow {
-    pub scenario: String,
-    pub store: String,
-    pub backend: String,
-    pub fsync_mode: String,
-    pub consistency: String,
-    pub threads: usize,
-    pub entry_size: usize,
-    pub write_ops_per_sec: u64,
-    pub write_mb_per_sec: f64,
-    pub write_p99_us: f64,
-    pub read_ops_per_sec: u64,
-    pub read_mb_per_sec: f64,
-    pub read_p99_us: f64,
-    pub required_ops_per_sec: u64,
-    pub meets_requirement: bool,
-    pub round: String,
-    pub status: String,
-    pub median_of_round: String,
-    pub ops_min: u64,
-    pub ops_max: u64,
-}
-
-fn scenario_row(
-    sc: &Scenario,
-    kind: StoreKind,
-    o: Option<&CellOutcome>,
-    cols: RoundColumns,
-) -> ScenarioRow {
-    let w = Rates::of(o.map_or(empty_stats(), |o| &o.write));
-    let r = o.and_then(|o| o.read.as_ref()).map(Rates::of);
-    ScenarioRow {
-        scenario: sc.name.into(),
-        store: kind.to_string(),
-        backend: backend_label(kind),
-        fsync_mode: sc.fsync.to_string(),
-        consistency: sc.consistency.to_string(),
-        threads: sc.threads,
-        entry_size: sc.entry_size,
-        write_ops_per_sec: w.ops_per_sec,
-        write_mb_per_sec: w.mb_per_sec,
-        write_p99_us: w.latency.p99_us,
-        read_ops_per_sec: r.map_or(0, |r| r.ops_per_sec),
-        read_mb_per_sec: r.map_or(0.0, |r| r.mb_per_sec),
-        read_p99_us: r.map_or(0.0, |r| r.latency.p99_us),
-        required_ops_per_sec: sc.required_ops_per_sec,
-        meets_requirement: o.is_some() && w.ops_per_sec >= sc.required_ops_per_sec,
-        round: cols.round,
-        status: cols.status,
-        median_of_round: cols.median_of_round,
-        ops_min: cols.ops_min,
-        ops_max: cols.ops_max,
+    fn header_of<T: Serialize>(row: T) -> String {
+        format::csv_text(&[row])
+            .unwrap()
+            .lines()
+            .next()
+            .unwrap()
+            .to_string()
     }
-}
 
-fn run_scenarios(settings: &Settings, open: &OpenKind<'_>) -> Result<CommandOutput, BenchError> {
-    let env = run_env(settings);
-    let mut out = CommandOutput::default();
-    let workloads: Vec<Workload> = SCENARIOS
-        .iter()
-        .map(|sc| Workload::Read {
-            write: WriteSpec {
-                threads: sc.threads,
-                entry_size: sc.entry_size,
-                batch_size: 1,
-                topics: TopicMode::PerThread,
-                duration: settings.write_duration,
-                warmup: settings.warmup,
-                rate: settings.rate,
-                count: None,
-            },
-            read: ReadSpec {
-                threads: sc.threads,
-                mode: ReadMode::Single,
-                duration: settings.read_duration,
-            },
-            cold: false,
-        })
-        .collect();
-    let round_cases: Vec<RoundCase<'_>> = SCENARIOS
-        .iter()
-        .zip(&workloads)
-        .map(|(sc, workload)| RoundCase {
-            what: format!(
-                "scenario {}: fsync={} consistency={} threads={} entry={}B",
-                sc.name, sc.fsync, sc.consistency, sc.threads, sc.entry_size
-            ),
-            config: store_config(sc.fsync, sc.consistency),
-            workload,
-        })
-        .collect();
-    let results = run_rounds(settings, open, &round_cases, &env, &mut out.failures);
-    let mut rows = Vec::new();
-    for (sc, per_store) in SCENARIOS.iter().zip(&results) {
-        for (&kind, rounds) in settings.stores.iter().zip(per_store) {
-            // The requirement is on the writes, so the median is theirs.
-            for (cols, o) in round_rows(rounds, |o| &o.write) {
-                rows.push(scenario_row(sc, kind, o, cols));
-            }
+    fn cols() -> RoundColumns {
+        RoundColumns {
+            round: "median".into(),
+            status: "ok".into(),
+            median_of_round: "1".into(),
+            ops_min: 0,
+            ops_max: 0,
         }
     }
-    let table_rows: Vec<Vec<String>> = rows
-        .iter()
-        .filter(|r| shown(&r.round, &r.status))
-        .map(|r| {
-            vec![
-                r.scenario.clone(),
-                r.store.clone(),
-                r.fsync_mode.clone(),
-                r.consistency.clone(),
-                r.threads.to_string(),
-                r.entry_size.to_string(),
-                ops_cell(r.write_ops_per_sec, &r.status),
-                spread_cell(&r.round, r.ops_min, r.ops_max),
-                format!("{:.1}", r.write_mb_per_sec),
-                format!("{:.2}", r.write_p99_us),
-                group_digits(r.read_ops_per_sec),
-                group_digits(r.required_ops_per_sec),
-                if r.meets_requirement { "yes" } else { "no" }.into(),
-            ]
-        })
-        .collect();
-    out.text = report::text_table(
-        &[
-            "scenario",
-            "store",
-            "fsync",
-            "consistency",
-            "threads",
-            "entry",
-            "write ops/s",
-            "min-max write ops/s",
-            "MiB/s",
-            "p99_us",
-            "read ops/s",
-            "needs ops/s",
-            "meets",
-        ],
-        &table_rows,
-    );
-    out.text += &rounds_note(settings);
-    out.text +=
-        "(scenarios fix fsync, consistency, threads and entry size to the guide's values)\n";
-    push_csv(&mut out, settings, &rows)?;
-    Ok(out)
-}
 
-/// Writes the command's CSV (every round, failed ones with their reason,
-/// and the medians) and its sidecar, unless there were no cells at all.
-fn push_csv<T: serde::Serialize>(
-    out: &mut CommandOutput,
-    settings: &Settings,
-    rows: &[T],
-) -> Result<(), BenchError> {
-    if !rows.is_empty() {
-        let stem = settings.command.csv_stem();
-        let csv = report::write_csv(&settings.out_dir, stem, rows)?;
-        let host = crate::host::hardware_line(&settings.data_dir);
-        let sidecar = report::write_sidecar(&csv, settings, &host, None)?;
-        out.files.push(csv);
-        out.files.push(sidecar);
+    #[test]
+    fn csv_headers_start_with_the_guides_columns() {
+        let kind: StoreKind = "walrus-fd".parse().unwrap();
+        let spec = WriteSpec {
+            threads: 1,
+            entry_size: 1024,
+            batch_size: 1,
+            topics: TopicMode::PerThread,
+            duration: std::time::Duration::from_secs(1),
+            warmup: std::time::Duration::ZERO,
+            rate: None,
+            count: None,
+        };
+        let write = write_row(kind, FsyncSchedule::NoFsync, &spec, None, cols());
+        assert!(header_of(write.clone())
+            .starts_with("threads,fsync_mode,ops_per_sec,mb_per_sec,avg_latency_us,"));
+        let case = ReadCase {
+            fsync: FsyncSchedule::NoFsync,
+            consistency: ReadConsistency::StrictlyAtOnce,
+            mode: ReadMode::Single,
+            batch: 1,
+            threads: 1,
+            workload: Workload::Write(spec.clone()),
+        };
+        let settings = Settings::resolve(
+            Command::Read,
+            &crate::config::BenchArgs::default(),
+            &Default::default(),
+        )
+        .unwrap();
+        let read = read_row(&settings, kind, &case, "read", empty_stats(), &cols());
+        assert!(header_of(read).starts_with("phase,threads,ops_per_sec,mb_per_sec,avg_latency_us,"));
+        let scaling = ScalingRow::from(write);
+        assert!(header_of(scaling).starts_with("threads,ops_per_sec,mb_per_sec,cpu_usage,"));
     }
-    out.text += &report::command_footer(settings);
-    Ok(())
-}
-
-/// One row of `longrun_*.csv`: a tenth of the bytes (`slice` = `10%` ..
-/// `100%`; a run so short that the writes crossed several tenths between
-/// two looks has fewer rows), the drain after the last write (`drain`), or the whole run
-/// (`total`, with the peak and final disk use and the verified counts).
-#[derive(Clone, Debug, serde::Serialize)]
-pub struct LongRunRow {
-    pub store: String,
-    pub backend: String,
-    pub fsync_mode: String,
-    pub consistency: String,
-    pub threads: usize,
-    pub entry_size: usize,
-    pub slice: String,
-    pub written_bytes: u64,
-    pub consumed_bytes: u64,
-    /// Written but not yet consumed when the slice ended.
-    pub backlog_bytes: u64,
-    pub at_s: f64,
-    pub length_s: f64,
-    pub write_mb_per_sec: f64,
-    pub read_mb_per_sec: f64,
-    pub disk_bytes: u64,
-    pub peak_disk_bytes: u64,
-    pub entries_written: u64,
-    pub entries_consumed: u64,
-    /// `ok`, or `failed: <why>`.
-    pub status: String,
-}
-
-/// One long-run cell: a fresh directory, the store, the run, and any ERROR
-/// the store logged meanwhile (which fails the cell).
-fn longrun_cell(
-    open: &OpenKind<'_>,
-    kind: StoreKind,
-    config: StoreConfig,
-    spec: &LongRunSpec,
-    env: &RunEnv,
-) -> Result<LongRunOutcome, String> {
-    quiesce_disk();
-    let mark = crate::logs::mark();
-    let result = (|| {
-        let dir = FreshDir::create(&env.data_dir, &kind.to_string(), env.keep_data)?;
-        let store = open(kind, dir.path(), config).map_err(|source| BenchError::Store {
-            store: kind.to_string(),
-            source,
-        })?;
-        let outcome = long_run(store.as_ref(), dir.path(), spec, &env.progress);
-        drop(store);
-        outcome
-    })();
-    let logged = crate::logs::claim_since(mark);
-    match (result, logged.first()) {
-        (Err(e), _) => Err(e.to_string()),
-        (Ok(_), Some(first)) => Err(format!(
-            "the store logged {} error(s) during the cell, the first: {first}",
-            logged.len()
-        )),
-        (Ok(o), None) => Ok(o),
-    }
-}
-
-/// `make bench-longrun`: every store once per fsync mode and thread count
-/// (a long run is its own steady state; it is not repeated in rounds).
-fn run_longrun(settings: &Settings, open: &OpenKind<'_>) -> Result<CommandOutput, BenchError> {
-    let env = run_env(settings);
-    let mut out = CommandOutput::default();
-    let mut rows = Vec::new();
-    let consistency = settings.consistency[0];
-    let total = settings.fsync.len() * settings.threads.len() * settings.stores.len();
-    let mut n = 0;
-    for &fsync in &settings.fsync {
-        for &threads in &settings.threads {
-            let spec = LongRunSpec {
-                threads,
-                entry_size: settings.entry_size,
-                total_bytes: settings.longrun_bytes,
-            };
-            for &kind in &settings.stores {
-                n += 1;
-                let what = format!(
-                    "long run: {} MiB, {threads} producer(s) + {threads} consumer(s), {fsync}, \
-                     {consistency}",
-                    settings.longrun_bytes >> 20
-                );
-                env.progress.cell(n, total, format!("{kind} {what}"));
-                let result =
-                    longrun_cell(open, kind, store_config(fsync, consistency), &spec, &env);
-                env.progress.cell_done();
-                let row = |slice: String, s: &Slice, status: String| LongRunRow {
-                    store: kind.to_string(),
-                    backend: backend_label(kind),
-                    fsync_mode: fsync.to_string(),
-                    consistency: consistency.to_string(),
-                    threads,
-                    entry_size: settings.entry_size,
-                    slice,
-                    written_bytes: s.written_bytes,
-                    consumed_bytes: s.consumed_bytes,
-                    backlog_bytes: s.written_bytes.saturating_sub(s.consumed_bytes),
-                    at_s: s.at_s,
-                    length_s: s.length_s,
-                    write_mb_per_sec: s.write_mb_per_sec,
-                    read_mb_per_sec: s.read_mb_per_sec,
-                    disk_bytes: s.disk_bytes,
-                    peak_disk_bytes: 0,
-                    entries_written: 0,
-                    entries_consumed: 0,
-                    status,
-                };
-                match result {
-                    Ok(o) => {
-                        for s in &o.slices {
-                            rows.push(row(s.label.clone(), s, "ok".into()));
-                        }
-                        rows.push(LongRunRow {
-                            peak_disk_bytes: o.peak_disk_bytes,
-                            entries_written: o.entries_written,
-                            entries_consumed: o.entries_consumed,
-                            ..row("total".into(), &o.total, "ok".into())
-                        });
-                    }
-                    Err(e) => {
-                        env.progress.line(format!("  FAILED: {e}"));
-                        out.failures.push(format!("{kind} {what}: {e}"));
-                        rows.push(row(
-                            "total".into(),
-                            &Slice::default(),
-                            format!("failed: {e}"),
-                        ));
-                    }
-                }
-            }
-        }
-    }
-    let mib = |b: u64| format!("{:.0}", b as f64 / (1u64 << 20) as f64);
-    let table_rows: Vec<Vec<String>> = rows
-        .iter()
-        .map(|r| {
-            let ok = r.status == "ok";
-            vec![
-                r.store.clone(),
-                r.fsync_mode.clone(),
-                r.threads.to_string(),
-                r.slice.clone(),
-                if ok {
-                    mib(r.written_bytes)
-                } else {
-                    format!("FAILED ({})", r.status)
-                },
-                format!("{:.1}", r.write_mb_per_sec),
-                format!("{:.1}", r.read_mb_per_sec),
-                mib(r.backlog_bytes),
-                mib(r.disk_bytes),
-                if r.slice == "total" {
-                    mib(r.peak_disk_bytes)
-                } else {
-                    String::new()
-                },
-            ]
-        })
-        .collect();
-    out.text = report::text_table(
-        &[
-            "store",
-            "fsync",
-            "threads",
-            "slice",
-            "written MiB",
-            "write MiB/s",
-            "read MiB/s",
-            "backlog MiB",
-            "disk MiB",
-            "peak disk MiB",
-        ],
-        &table_rows,
-    );
-    out.text += "(each slice: a tenth of the bytes; drain: consuming what was left after the \
-                 last write; total: the whole run, every entry consumed and verified, disk after \
-                 a final sync)\n";
-    push_csv(&mut out, settings, &rows)?;
-    Ok(out)
 }

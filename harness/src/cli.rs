@@ -8,7 +8,6 @@ use std::process::ExitCode;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
-use crate::bench;
 use crate::config::{BenchArgs, Command, Settings};
 use crate::stores;
 
@@ -98,7 +97,7 @@ fn execute(command: Command, args: &BenchArgs) -> ExitCode {
     if !settings.quiet {
         eprintln!("{}", describe(&settings));
     }
-    let result = bench::run(&settings, &stores::open);
+    let result = crate::run(&settings, &stores::open);
     // An ERROR a store logs during a cell fails that cell (it is in the
     // tables and `failures`); one logged outside every cell (between cells,
     // while probing the disk) fails the run.
@@ -161,7 +160,7 @@ fn describe(s: &Settings) -> String {
         s.entry_size,
         list(s.batch_sizes.iter().map(|b| b.to_string()).collect()),
         list(s.consistency.iter().map(|c| c.to_string()).collect()),
-        crate::report::secs(s.duration),
+        crate::format::secs(s.duration),
         s.data_dir.display()
     )
 }

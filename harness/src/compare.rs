@@ -8,21 +8,20 @@
 //! be read against what the hardware itself does.
 
 use std::fmt::Write as _;
-use std::fs;
 use std::time::Duration;
 
 use walrus_wal::{FsyncSchedule, ReadConsistency, StoreConfig};
 
 use crate::config::{Command, Settings};
 use crate::error::BenchError;
-use crate::host::{hardware_line, probe_disk, write_host_json};
-use crate::report::{self, group_digits, secs, Rates};
+use crate::format::{self, group_digits, round, secs};
+use crate::host::{hardware_line, probe_disk};
 use crate::rounds::{
     first_failure, median_round, run_env, run_rounds, CommandOutput, OpenKind, RoundCase,
 };
 use crate::runner::{CellOutcome, Workload};
 use crate::stores::{backend_label, StoreKind};
-use crate::workload::{PhaseStats, ReadMode, ReadSpec, TopicMode, WriteSpec};
+use crate::workload::{PhaseStats, Rates, ReadMode, ReadSpec, TopicMode, WriteSpec};
 
 /// One workload of the matrix, run against every store.
 struct Case {
@@ -223,7 +222,7 @@ pub fn run(settings: &Settings, open: &OpenKind<'_>) -> Result<CommandOutput, Be
 
     let mut rows = Vec::new();
     let mut md = String::new();
-    let _ = writeln!(md, "# Store comparison ({})\n", report::timestamp());
+    let _ = writeln!(md, "# Store comparison ({})\n", format::timestamp());
     let _ = writeln!(md, "- Host: {hardware}");
     let _ = writeln!(md, "- Disk probe: {probe}");
     let _ = writeln!(
@@ -271,19 +270,11 @@ pub fn run(settings: &Settings, open: &OpenKind<'_>) -> Result<CommandOutput, Be
         md += &case_table(case, stores, &results[ci], &medians);
     }
     md += &replication_table(&cases, stores, &results);
-    fs::create_dir_all(&settings.out_dir)
-        .map_err(|e| BenchError::io(format!("creating {}", settings.out_dir.display()), e))?;
-    let csv_path = report::write_csv(&settings.out_dir, settings.command.csv_stem(), &rows)?;
-    let md_path = csv_path.with_extension("md");
-    fs::write(&md_path, &md)
-        .map_err(|e| BenchError::io(format!("writing {}", md_path.display()), e))?;
-    let host_path = write_host_json(&csv_path, &hardware, &disk)?;
-    let sidecar = report::write_sidecar(&csv_path, settings, &hardware, Some(&disk))?;
-    md += &report::command_footer(settings);
-    fs::write(&md_path, &md)
-        .map_err(|e| BenchError::io(format!("writing {}", md_path.display()), e))?;
-    out.files = vec![csv_path, md_path, host_path, sidecar];
-    out.text = md;
+    out.set_rows(&rows)?;
+    out.text = md.clone();
+    out.markdown = Some(md);
+    out.host = Some(hardware);
+    out.disk = Some(disk);
     Ok(out)
 }
 
@@ -309,7 +300,7 @@ impl Median {
             round: m.round,
             stats: Rates::of(case.measured(o)),
             disk_bytes: o.disk_bytes,
-            space_amp: report::round(o.space_amp, 3),
+            space_amp: round(o.space_amp, 3),
             min_ops: m.min_ops,
             max_ops: m.max_ops,
         })
@@ -357,11 +348,11 @@ fn base_row(settings: &Settings, case: &Case, kind: StoreKind, round: &str) -> C
 fn fill_row(row: &mut CompareRow, r: &Rates, disk_bytes: u64, space_amp: f64) {
     row.ops_per_sec = r.ops_per_sec;
     row.mb_per_sec = r.mb_per_sec;
-    row.avg_latency_us = report::round(r.latency.avg_us, 2);
-    row.p50_us = report::round(r.latency.p50_us, 2);
-    row.p99_us = report::round(r.latency.p99_us, 2);
-    row.p999_us = report::round(r.latency.p999_us, 2);
-    row.max_us = report::round(r.latency.max_us, 2);
+    row.avg_latency_us = round(r.latency.avg_us, 2);
+    row.p50_us = round(r.latency.p50_us, 2);
+    row.p99_us = round(r.latency.p99_us, 2);
+    row.p999_us = round(r.latency.p999_us, 2);
+    row.max_us = round(r.latency.max_us, 2);
     row.cpu_usage = r.cpu_usage;
     row.disk_bytes = disk_bytes;
     row.space_amp = space_amp;
@@ -380,7 +371,7 @@ fn csv_row(
             &mut row,
             &Rates::of(case.measured(o)),
             o.disk_bytes,
-            report::round(o.space_amp, 3),
+            format::round(o.space_amp, 3),
         ),
         Err(e) => row.status = format!("failed: {e}"),
     }
@@ -455,7 +446,7 @@ fn replication_table(
         "## Replication cost ({max_threads} thread(s), single appends)\n\n\
          JetStream with three replicas on loopback against one; the medians of the tables \
          above. Guarantees differ by row: see each store's guarantee column.\n\n{}\n",
-        report::markdown_table(&header, &rows)
+        format::markdown_table(&header, &rows)
     )
 }
 
@@ -532,7 +523,7 @@ fn case_table(
     format!(
         "## {}\n\n{}\n",
         case.name,
-        report::markdown_table(&header, &rows)
+        format::markdown_table(&header, &rows)
     )
 }
 

@@ -16,9 +16,11 @@ use std::time::Duration;
 use clap::Args;
 use walrus_wal::{FsyncSchedule, ReadConsistency, MAX_BATCH_ENTRIES};
 
-use crate::payload::PAYLOAD_HEADER_BYTES;
 use crate::stores::StoreKind;
-use crate::workload::TopicMode;
+
+/// The smallest entry the harness writes: its verification header (magic,
+/// writer, seq), which `crate::payload` lays out in exactly these bytes.
+pub const PAYLOAD_HEADER_BYTES: usize = 16;
 
 /// Largest entry the harness generates. Bounds the per-writer payload
 /// pattern and the memory one batch takes.
@@ -62,6 +64,24 @@ impl Command {
             Command::Longrun => "longrun",
             Command::Latency => "latency_benchmark",
         }
+    }
+}
+
+/// How writers map to topics.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TopicMode {
+    /// Writer i appends to its own topic: no contention between topics.
+    PerThread,
+    /// All writers append to one topic: contention on a single log.
+    Shared,
+}
+
+impl fmt::Display for TopicMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            TopicMode::PerThread => "per-thread",
+            TopicMode::Shared => "shared",
+        })
     }
 }
 

@@ -243,13 +243,13 @@ fn slice_from(last: &Slice, written: u64, consumed: u64, at: Duration, disk: u64
     let at_s = at.as_secs_f64();
     let length_s = (at_s - last.at_s).max(1e-9);
     let rate =
-        |now: u64, before: u64| crate::report::round(mib(now.saturating_sub(before)) / length_s, 1);
+        |now: u64, before: u64| crate::format::round(mib(now.saturating_sub(before)) / length_s, 1);
     Slice {
         label: String::new(),
         written_bytes: written,
         consumed_bytes: consumed,
-        at_s: crate::report::round(at_s, 3),
-        length_s: crate::report::round(length_s, 3),
+        at_s: crate::format::round(at_s, 3),
+        length_s: crate::format::round(length_s, 3),
         write_mb_per_sec: rate(written, last.written_bytes),
         read_mb_per_sec: rate(consumed, last.consumed_bytes),
         disk_bytes: disk,

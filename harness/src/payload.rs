@@ -23,8 +23,10 @@ use std::fmt;
 
 use walrus_wal::Entry;
 
-/// Bytes at the start of every payload that identify it.
-pub const PAYLOAD_HEADER_BYTES: usize = 16;
+/// Bytes at the start of every payload that identify it: magic (4), writer
+/// (4), seq (8). The settings bound entry sizes by it.
+pub use crate::config::PAYLOAD_HEADER_BYTES;
+const _: () = assert!(PAYLOAD_HEADER_BYTES == 4 + 4 + 8);
 const MAGIC: [u8; 4] = *b"WBv1";
 /// Distinct body start offsets; bodies repeat only after this many bytes of
 /// offset space, far beyond any per-entry compressor's reach.

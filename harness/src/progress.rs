@@ -166,7 +166,7 @@ impl Progress {
             "{label:<13} {:>5.1}s / {:.1}s {:>12} ops/s",
             elapsed.as_secs_f64(),
             total.as_secs_f64(),
-            crate::report::group_digits((ops as f64 / secs) as u64),
+            crate::format::group_digits((ops as f64 / secs) as u64),
         );
         let length = total.as_millis() as u64;
         let position = (elapsed.as_millis() as u64).min(length);

@@ -1,177 +1,21 @@
-//! Result rows, their CSV files and terminal tables.
+//! The reports: what a command produced ([`CommandOutput`]) written to
+//! the output directory (the CSV, its sidecar JSON with everything needed
+//! to reproduce it, compare's Markdown and host figures), the command line
+//! and commit under every table, and `FORMAT=json`.
 //!
-//! Field order of each row struct *is* the CSV column order; the first
-//! columns are exactly those the benchmarking guide documents, extra ones
-//! follow. A test pins the headers.
+//! The last layer of the harness: it reads the commands' results and
+//! nothing imports it but the front ends.
 
 use std::fs;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+use crate::config::Settings;
 use crate::error::BenchError;
-use crate::metrics::LatencySummary;
-use crate::workload::PhaseStats;
-
-/// One row of `write_benchmark_*.csv` and `batch_benchmark_*.csv`.
-#[derive(Clone, Debug, Serialize)]
-pub struct WriteRow {
-    pub threads: usize,
-    pub fsync_mode: String,
-    pub ops_per_sec: u64,
-    pub mb_per_sec: f64,
-    pub avg_latency_us: f64,
-    pub p50_us: f64,
-    pub p99_us: f64,
-    pub p999_us: f64,
-    pub max_us: f64,
-    pub store: String,
-    pub backend: String,
-    pub entry_size: usize,
-    pub batch_size: usize,
-    pub topics: String,
-    pub cpu_usage: f64,
-    pub entries: u64,
-    pub verified_entries: u64,
-    pub elapsed_s: f64,
-    pub disk_bytes: u64,
-    pub space_amp: f64,
-    /// `1`, `2`, ... for a round, `median` for the median round (whole).
-    pub round: String,
-    /// `ok`, or `failed: <why>` (the figures are then zero).
-    pub status: String,
-    /// On a `median` row: which round (1-based) every figure is from.
-    pub median_of_round: String,
-    /// On a `median` row: the lowest and highest ops/s over the rounds.
-    pub ops_min: u64,
-    pub ops_max: u64,
-    /// Open loop: the offered load (store calls per second per cell); empty
-    /// for a closed loop.
-    pub offered_rate: Option<f64>,
-}
-
-/// One row of `read_benchmark_*.csv`: a `write` row for the populate phase
-/// and a `read` row for the phase that matters.
-#[derive(Clone, Debug, Serialize)]
-pub struct ReadRow {
-    pub phase: String,
-    pub threads: usize,
-    pub ops_per_sec: u64,
-    pub mb_per_sec: f64,
-    pub avg_latency_us: f64,
-    pub p50_us: f64,
-    pub p99_us: f64,
-    pub p999_us: f64,
-    pub max_us: f64,
-    pub store: String,
-    pub backend: String,
-    pub fsync_mode: String,
-    pub read_mode: String,
-    pub consistency: String,
-    pub entry_size: usize,
-    pub batch_size: usize,
-    pub cpu_usage: f64,
-    pub entries: u64,
-    pub elapsed_s: f64,
-    /// `1`, `2`, ... for a round, `median` for the median round (whole).
-    pub round: String,
-    /// `ok`, or `failed: <why>` (the figures are then zero).
-    pub status: String,
-    /// On a `median` row: which round (1-based) every figure is from.
-    pub median_of_round: String,
-    /// On a `median` row: the lowest and highest ops/s over the rounds.
-    pub ops_min: u64,
-    pub ops_max: u64,
-}
-
-/// One row of `scaling_benchmark_*.csv`.
-#[derive(Clone, Debug, Serialize)]
-pub struct ScalingRow {
-    pub threads: usize,
-    pub ops_per_sec: u64,
-    pub mb_per_sec: f64,
-    /// Percent of one core (200 = two cores busy).
-    pub cpu_usage: f64,
-    pub fsync_mode: String,
-    pub avg_latency_us: f64,
-    pub p50_us: f64,
-    pub p99_us: f64,
-    pub p999_us: f64,
-    pub max_us: f64,
-    pub store: String,
-    pub backend: String,
-    pub entry_size: usize,
-    pub batch_size: usize,
-    pub topics: String,
-    pub disk_bytes: u64,
-    pub space_amp: f64,
-    /// `1`, `2`, ... for a round, `median` for the median round (whole).
-    pub round: String,
-    /// `ok`, or `failed: <why>` (the figures are then zero).
-    pub status: String,
-    /// On a `median` row: which round (1-based) every figure is from.
-    pub median_of_round: String,
-    /// On a `median` row: the lowest and highest ops/s over the rounds.
-    pub ops_min: u64,
-    pub ops_max: u64,
-}
-
-/// Throughput and latency columns shared by every row type, rounded for
-/// humans (the CSVs are read by people as much as by scripts).
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Rates {
-    pub ops_per_sec: u64,
-    pub mb_per_sec: f64,
-    pub latency: LatencySummary,
-    pub cpu_usage: f64,
-    pub elapsed_s: f64,
-}
-
-impl Rates {
-    pub fn of(stats: &PhaseStats) -> Rates {
-        let l = stats.latency;
-        Rates {
-            ops_per_sec: stats.ops_per_sec().round() as u64,
-            mb_per_sec: round(stats.mb_per_sec(), 1),
-            latency: LatencySummary {
-                avg_us: round(l.avg_us, 2),
-                p50_us: round(l.p50_us, 2),
-                p99_us: round(l.p99_us, 2),
-                p999_us: round(l.p999_us, 2),
-                max_us: round(l.max_us, 2),
-            },
-            cpu_usage: round(stats.cpu_usage_pct, 1),
-            elapsed_s: round(stats.elapsed.as_secs_f64(), 3),
-        }
-    }
-}
-
-/// The duration a `Duration` prints as in notes ("2s", "1.5s").
-pub(crate) fn secs(d: std::time::Duration) -> String {
-    format!("{}s", round(d.as_secs_f64(), 2))
-}
-
-pub(crate) fn round(x: f64, decimals: i32) -> f64 {
-    let scale = 10f64.powi(decimals);
-    (x * scale).round() / scale
-}
-
-/// Writes `rows` to `<out_dir>/<stem>_<timestamp>.csv`, never overwriting.
-pub fn write_csv<T: Serialize>(
-    out_dir: &Path,
-    stem: &str,
-    rows: &[T],
-) -> Result<PathBuf, BenchError> {
-    let path = fresh_path(out_dir, stem, "csv")?;
-    let io_err = |e: csv::Error| BenchError::Other(format!("writing {}: {e}", path.display()));
-    let mut w = csv::Writer::from_path(&path).map_err(io_err)?;
-    for row in rows {
-        w.serialize(row).map_err(io_err)?;
-    }
-    w.flush()
-        .map_err(|e| BenchError::io(format!("writing {}", path.display()), e))?;
-    Ok(path)
-}
+use crate::host::{write_host_json, DiskProbe};
+use crate::rounds::CommandOutput;
+use crate::stores::StoreKind;
 
 /// The workspace's lock file as it was when the harness was built: the
 /// exact library versions the stores were compiled from.
@@ -262,7 +106,7 @@ pub struct Sidecar<'a> {
     pub rustc: &'static str,
     pub profile: &'static str,
     pub host: &'a str,
-    pub disk_probe: Option<&'a crate::host::DiskProbe>,
+    pub disk_probe: Option<&'a DiskProbe>,
     /// Store name -> the versions of the crates its library comes from
     /// (`walrus` for the engine and the baselines built in this tree).
     pub versions: std::collections::BTreeMap<String, String>,
@@ -298,7 +142,7 @@ pub struct SidecarSettings {
 }
 
 impl SidecarSettings {
-    pub fn of(s: &crate::Settings) -> SidecarSettings {
+    pub fn of(s: &Settings) -> SidecarSettings {
         SidecarSettings {
             command: format!("{:?}", s.command).to_ascii_lowercase(),
             stores: s.stores.iter().map(|k| k.to_string()).collect(),
@@ -327,7 +171,7 @@ impl SidecarSettings {
 
 /// The library versions of each store in `stores`, from its registry entry's
 /// crates as `Cargo.lock` pins them.
-pub fn store_versions(stores: &[crate::StoreKind]) -> std::collections::BTreeMap<String, String> {
+pub fn store_versions(stores: &[StoreKind]) -> std::collections::BTreeMap<String, String> {
     let walrus = locked_version("walrus-wal").unwrap_or_else(|| "unknown".into());
     stores
         .iter()
@@ -355,9 +199,9 @@ pub fn store_versions(stores: &[crate::StoreKind]) -> std::collections::BTreeMap
 /// Writes the sidecar of `csv_path` and returns its path.
 pub fn write_sidecar(
     csv_path: &Path,
-    settings: &crate::Settings,
+    settings: &Settings,
     host: &str,
-    disk: Option<&crate::host::DiskProbe>,
+    disk: Option<&DiskProbe>,
 ) -> Result<PathBuf, BenchError> {
     let path = csv_path.with_extension("json");
     let sidecar = Sidecar {
@@ -426,7 +270,7 @@ pub fn results_json(files: &[PathBuf]) -> Result<String, BenchError> {
 }
 
 /// The closing lines of every Markdown report: how to rerun it.
-pub fn command_footer(settings: &crate::Settings) -> String {
+pub fn command_footer(settings: &Settings) -> String {
     let _ = settings;
     format!(
         "\nProduced by `{}` at commit {}.\n",
@@ -439,7 +283,7 @@ pub fn command_footer(settings: &crate::Settings) -> String {
 pub fn fresh_path(out_dir: &Path, stem: &str, ext: &str) -> Result<PathBuf, BenchError> {
     fs::create_dir_all(out_dir)
         .map_err(|e| BenchError::io(format!("creating {}", out_dir.display()), e))?;
-    let ts = timestamp();
+    let ts = crate::format::timestamp();
     let mut path = out_dir.join(format!("{stem}_{ts}.{ext}"));
     let mut n = 2;
     while path.exists() {
@@ -449,203 +293,53 @@ pub fn fresh_path(out_dir: &Path, stem: &str, ext: &str) -> Result<PathBuf, Benc
     Ok(path)
 }
 
-/// Local time as `YYYYmmdd_HHMMSS`, sortable in file listings.
-pub fn timestamp() -> String {
-    // SAFETY: time(NULL) has no preconditions; localtime_r writes only into
-    // the zeroed tm we own and reads the time_t we pass.
-    let tm = unsafe {
-        let now = libc::time(std::ptr::null_mut());
-        let mut tm: libc::tm = std::mem::zeroed();
-        libc::localtime_r(&now, &mut tm);
-        tm
-    };
-    format!(
-        "{:04}{:02}{:02}_{:02}{:02}{:02}",
-        tm.tm_year + 1900,
-        tm.tm_mon + 1,
-        tm.tm_mday,
-        tm.tm_hour,
-        tm.tm_min,
-        tm.tm_sec
-    )
-}
-
-/// A plain aligned text table, for the terminal.
-pub fn text_table(header: &[&str], rows: &[Vec<String>]) -> String {
-    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
-    for row in rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
+/// Writes what `out` holds to `settings.out_dir`: the CSV as
+/// `<stem>_<timestamp>.csv` (never overwriting), compare's Markdown beside
+/// it and its host figures as `.host.json`, and the sidecar `.json`; then
+/// ends the Markdown and the terminal text with the command and commit.
+/// The paths go to `out.files`: CSV, Markdown, host figures, sidecar.
+pub fn write(settings: &Settings, out: &mut CommandOutput) -> Result<(), BenchError> {
+    let footer = command_footer(settings);
+    if let Some(csv) = &out.csv {
+        let stem = settings.command.csv_stem();
+        let csv_path = fresh_path(&settings.out_dir, stem, "csv")?;
+        fs::write(&csv_path, csv)
+            .map_err(|e| BenchError::io(format!("writing {}", csv_path.display()), e))?;
+        out.files.push(csv_path.clone());
+        let host = out
+            .host
+            .clone()
+            .unwrap_or_else(|| crate::host::hardware_line(&settings.data_dir));
+        if let Some(md) = &out.markdown {
+            let md_path = csv_path.with_extension("md");
+            fs::write(&md_path, format!("{md}{footer}"))
+                .map_err(|e| BenchError::io(format!("writing {}", md_path.display()), e))?;
+            out.files.push(md_path);
         }
-    }
-    let line = |cells: Vec<&str>| {
-        let mut s = String::new();
-        for (i, (cell, w)) in cells.iter().zip(&widths).enumerate() {
-            if i > 0 {
-                s.push_str("  ");
-            }
-            s.push_str(&format!("{cell:>w$}"));
+        if let Some(disk) = &out.disk {
+            out.files.push(write_host_json(&csv_path, &host, disk)?);
         }
-        s.trim_end().to_string() + "\n"
-    };
-    let mut out = line(header.to_vec());
-    for row in rows {
-        out += &line(row.iter().map(String::as_str).collect());
+        out.files.push(write_sidecar(
+            &csv_path,
+            settings,
+            &host,
+            out.disk.as_ref(),
+        )?);
     }
-    out
-}
-
-/// A Markdown table.
-pub fn markdown_table(header: &[&str], rows: &[Vec<String>]) -> String {
-    let mut out = format!("| {} |\n", header.join(" | "));
-    out += &format!("|{}\n", "---|".repeat(header.len()));
-    for row in rows {
-        out += &format!("| {} |\n", row.join(" | "));
-    }
-    out
-}
-
-/// Thousands separators for ops/s, so tables read at a glance.
-pub fn group_digits(n: u64) -> String {
-    let s = n.to_string();
-    let mut out = String::new();
-    for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
+    out.text += &footer;
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn header_of<T: Serialize>(row: T) -> String {
-        let mut w = csv::Writer::from_writer(vec![]);
-        w.serialize(row).unwrap();
-        let bytes = w.into_inner().unwrap();
-        String::from_utf8(bytes)
-            .unwrap()
-            .lines()
-            .next()
-            .unwrap()
-            .to_string()
-    }
-
-    fn stats() -> PhaseStats {
-        PhaseStats {
-            entries: 10,
-            calls: 10,
-            bytes: 10_240,
-            elapsed: std::time::Duration::from_secs(1),
-            ..PhaseStats::default()
-        }
-    }
-
-    #[test]
-    fn csv_headers_start_with_the_guides_columns() {
-        let r = Rates::of(&stats());
-        let l = r.latency;
-        let write = WriteRow {
-            threads: 1,
-            fsync_mode: "no-fsync".into(),
-            ops_per_sec: r.ops_per_sec,
-            mb_per_sec: r.mb_per_sec,
-            avg_latency_us: l.avg_us,
-            p50_us: l.p50_us,
-            p99_us: l.p99_us,
-            p999_us: l.p999_us,
-            max_us: l.max_us,
-            store: "walrus-fd".into(),
-            backend: "fd".into(),
-            entry_size: 1024,
-            batch_size: 1,
-            topics: "per-thread".into(),
-            cpu_usage: 0.0,
-            entries: 10,
-            verified_entries: 10,
-            elapsed_s: 1.0,
-            disk_bytes: 0,
-            space_amp: 0.0,
-            round: "median".into(),
-            status: "ok".into(),
-            median_of_round: "1".into(),
-            ops_min: 0,
-            ops_max: 0,
-            offered_rate: None,
-        };
-        assert!(header_of(write)
-            .starts_with("threads,fsync_mode,ops_per_sec,mb_per_sec,avg_latency_us,"));
-        let read = ReadRow {
-            phase: "read".into(),
-            threads: 1,
-            ops_per_sec: 1,
-            mb_per_sec: 0.0,
-            avg_latency_us: 0.0,
-            p50_us: 0.0,
-            p99_us: 0.0,
-            p999_us: 0.0,
-            max_us: 0.0,
-            store: String::new(),
-            backend: String::new(),
-            fsync_mode: String::new(),
-            read_mode: String::new(),
-            consistency: String::new(),
-            entry_size: 0,
-            batch_size: 0,
-            cpu_usage: 0.0,
-            entries: 0,
-            elapsed_s: 0.0,
-            round: "median".into(),
-            status: "ok".into(),
-            median_of_round: "1".into(),
-            ops_min: 0,
-            ops_max: 0,
-        };
-        assert!(header_of(read).starts_with("phase,threads,ops_per_sec,mb_per_sec,avg_latency_us,"));
-        let scaling = ScalingRow {
-            threads: 1,
-            ops_per_sec: 1,
-            mb_per_sec: 0.0,
-            cpu_usage: 0.0,
-            fsync_mode: String::new(),
-            avg_latency_us: 0.0,
-            p50_us: 0.0,
-            p99_us: 0.0,
-            p999_us: 0.0,
-            max_us: 0.0,
-            store: String::new(),
-            backend: String::new(),
-            entry_size: 0,
-            batch_size: 0,
-            topics: String::new(),
-            disk_bytes: 0,
-            space_amp: 0.0,
-            round: "median".into(),
-            status: "ok".into(),
-            median_of_round: "1".into(),
-            ops_min: 0,
-            ops_max: 0,
-        };
-        assert!(header_of(scaling).starts_with("threads,ops_per_sec,mb_per_sec,cpu_usage,"));
-    }
-
-    #[test]
-    fn rates_round_for_humans() {
-        let r = Rates::of(&stats());
-        assert_eq!(r.ops_per_sec, 10);
-        assert_eq!(r.mb_per_sec, 0.0);
-        assert_eq!(group_digits(1_234_567), "1,234,567");
-        assert_eq!(group_digits(999), "999");
-    }
-
     #[test]
     fn fresh_paths_never_collide() {
         let dir = tempfile::tempdir().unwrap();
-        let a = write_csv::<WriteRow>(dir.path(), "x", &[]).unwrap();
-        let b = write_csv::<WriteRow>(dir.path(), "x", &[]).unwrap();
+        let a = fresh_path(dir.path(), "x", "csv").unwrap();
+        std::fs::write(&a, "").unwrap();
+        let b = fresh_path(dir.path(), "x", "csv").unwrap();
         assert_ne!(a, b);
         assert!(a.file_name().unwrap().to_str().unwrap().starts_with("x_2"));
     }

@@ -19,6 +19,8 @@ use std::path::{Path, PathBuf};
 use walrus_wal::{LogStore, StoreConfig};
 
 use crate::config::Settings;
+use crate::error::BenchError;
+use crate::host::DiskProbe;
 use crate::progress::Progress;
 use crate::runner::{run_cell, CellOutcome, RunEnv, Workload};
 use crate::stores::StoreKind;
@@ -28,15 +30,38 @@ use crate::workload::PhaseStats;
 pub type OpenKind<'a> =
     dyn Fn(StoreKind, &Path, StoreConfig) -> walrus_wal::Result<Box<dyn LogStore>> + 'a;
 
-/// What a benchmark command produced.
+/// What a benchmark command produced; `crate::report` writes it out.
 #[derive(Debug, Default)]
 pub struct CommandOutput {
-    /// Files written (CSV, Markdown, sidecars).
+    /// Files written (CSV, Markdown, host figures, sidecar), once the
+    /// report is written.
     pub files: Vec<PathBuf>,
     /// Tables and notes for the terminal.
     pub text: String,
     /// One line per cell that failed; non-empty means the run failed.
     pub failures: Vec<String>,
+    /// Every row, as CSV text with its header; `None` when no cell ran.
+    pub csv: Option<String>,
+    /// `compare`'s Markdown report.
+    pub markdown: Option<String>,
+    /// The host description, when the command made one (else the report
+    /// describes the host of the data directory).
+    pub host: Option<String>,
+    /// `compare`'s disk probe.
+    pub disk: Option<DiskProbe>,
+}
+
+impl CommandOutput {
+    /// Keeps `rows` as the command's CSV (nothing when there are none: an
+    /// empty file would only look like a result).
+    pub(crate) fn set_rows<T: serde::Serialize>(&mut self, rows: &[T]) -> Result<(), BenchError> {
+        if !rows.is_empty() {
+            let text = crate::format::csv_text(rows)
+                .map_err(|e| BenchError::Other(format!("encoding the CSV: {e}")))?;
+            self.csv = Some(text);
+        }
+        Ok(())
+    }
 }
 
 pub(crate) fn run_env(settings: &Settings) -> RunEnv {
@@ -79,8 +104,8 @@ pub(crate) fn announce_and_run(
     let mark = crate::logs::mark();
     let result = match workload {
         // Walrus runs natively on the async front end, not through `open`.
-        Workload::AsyncWrite(spec) => crate::async_workload::run_cell(
-            crate::async_workload::AsyncOpen::Kind(kind),
+        Workload::AsyncWrite(spec) => crate::runner::run_async_cell(
+            crate::runner::AsyncOpen::Kind(kind),
             &kind.to_string(),
             config,
             spec,
@@ -261,6 +286,48 @@ pub(crate) fn first_failure(rounds: &[Result<CellOutcome, String>]) -> Option<&s
     rounds
         .iter()
         .find_map(|r| r.as_ref().err().map(String::as_str))
+}
+
+/// A row's figures when its round failed: zeros (its status says why).
+pub(crate) fn empty_stats() -> &'static PhaseStats {
+    static EMPTY: std::sync::OnceLock<PhaseStats> = std::sync::OnceLock::new();
+    EMPTY.get_or_init(PhaseStats::default)
+}
+
+/// Whether a row goes into the terminal table: the medians, and a round
+/// that failed (its case has no median).
+pub(crate) fn shown(round: &str, status: &str) -> bool {
+    round == "median" || status != "ok"
+}
+
+/// The figure of a shown row: its ops/s, or why it failed.
+pub(crate) fn ops_cell(ops: u64, status: &str) -> String {
+    if status == "ok" {
+        crate::format::group_digits(ops)
+    } else {
+        format!("FAILED ({status})")
+    }
+}
+
+pub(crate) fn spread_cell(round: &str, min: u64, max: u64) -> String {
+    if round == "median" {
+        format!(
+            "{}-{}",
+            crate::format::group_digits(min),
+            crate::format::group_digits(max)
+        )
+    } else {
+        "-".into()
+    }
+}
+
+/// The line under every table: what a row is.
+pub(crate) fn rounds_note(settings: &Settings) -> String {
+    format!(
+        "(each row: the median of {} alternated round(s) by ops/s, whole, with the min-max \
+         over the rounds; every round is in the CSV)\n",
+        settings.rounds
+    )
 }
 
 #[cfg(test)]

@@ -2,14 +2,18 @@
 //! workload, verification, bytes on disk, cleanup.
 
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
+use walrus_async::{AsyncLogStore, Blocking, Runtime, StoreKind};
 use walrus_wal::{LogStore, StoreConfig};
 
 use crate::error::BenchError;
 use crate::metrics::disk_usage_bytes;
 use crate::progress::Progress;
 use crate::workload::{read_phase, verify_written, write_phase, PhaseStats, ReadSpec, WriteSpec};
+use crate::workload::{BENCH_PREFIX, WARMUP_PREFIX};
 
 /// Opens a store of one kind in a directory. Production passes the adapters;
 /// tests pass in-memory doubles.
@@ -66,8 +70,7 @@ pub fn run_cell(
     env: &RunEnv,
 ) -> Result<CellOutcome, BenchError> {
     if let Workload::AsyncWrite(spec) = workload {
-        let open = crate::async_workload::AsyncOpen::Blocking(open);
-        return crate::async_workload::run_cell(open, label, config, spec, env);
+        return run_async_cell(AsyncOpen::Blocking(open), label, config, spec, env);
     }
     quiesce_disk();
     let dir = FreshDir::create(&env.data_dir, label, env.keep_data)?;
@@ -111,6 +114,69 @@ pub fn run_cell(
         read,
         verified_entries,
         disk_bytes,
+    })
+}
+
+/// How a cell opens its async store.
+pub(crate) enum AsyncOpen<'a> {
+    /// By kind, as an application would: Walrus natively.
+    Kind(StoreKind),
+    /// Any store from a blocking opener (test doubles), behind `Blocking`.
+    Blocking(&'a Opener<'a>),
+}
+
+/// Runs one async write cell in a fresh directory: warm-up, timed writes,
+/// `sync`, bytes on disk, verified read-back, close.
+pub(crate) fn run_async_cell(
+    open: AsyncOpen<'_>,
+    label: &str,
+    config: StoreConfig,
+    spec: &WriteSpec,
+    env: &RunEnv,
+) -> Result<CellOutcome, BenchError> {
+    let store_err = |source| BenchError::Store {
+        store: label.to_string(),
+        source,
+    };
+    quiesce_disk();
+    let dir = FreshDir::create(&env.data_dir, label, env.keep_data)?;
+    let runtime = Runtime::new().map_err(store_err)?;
+    runtime.block_on(async {
+        let store: Rc<dyn AsyncLogStore> = match open {
+            AsyncOpen::Kind(kind) => walrus_async::open_async_store(kind, dir.path(), config)
+                .await
+                .map_err(store_err)?,
+            AsyncOpen::Blocking(open) => {
+                let store = open(dir.path(), config).map_err(store_err)?;
+                Rc::new(Blocking::<dyn LogStore>::from_arc(Arc::from(store)))
+            }
+        };
+        let mut logical_bytes = 0;
+        if !spec.warmup.is_zero() {
+            let warm = WriteSpec {
+                duration: spec.warmup,
+                ..spec.clone()
+            };
+            let (stats, _) =
+                crate::async_workload::timed_writes(&store, &warm, WARMUP_PREFIX, &env.progress)
+                    .await?;
+            logical_bytes += stats.bytes;
+        }
+        let (stats, acked) =
+            crate::async_workload::timed_writes(&store, spec, BENCH_PREFIX, &env.progress).await?;
+        logical_bytes += stats.bytes;
+        store.sync().await.map_err(store_err)?;
+        let disk_bytes = disk_usage_bytes(dir.path())
+            .map_err(|e| BenchError::io(format!("measuring {}", dir.path().display()), e))?;
+        let verified_entries = crate::async_workload::verify(&store, spec, &acked).await?;
+        store.close().await.map_err(store_err)?;
+        Ok(CellOutcome {
+            space_amp: disk_bytes as f64 / logical_bytes.max(1) as f64,
+            write: stats,
+            read: None,
+            verified_entries,
+            disk_bytes,
+        })
     })
 }
 

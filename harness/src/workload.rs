@@ -13,7 +13,9 @@ use std::time::{Duration, Instant};
 
 use walrus_wal::{Entry, LogStore};
 
+pub use crate::config::TopicMode;
 use crate::error::BenchError;
+use crate::format::round;
 use crate::metrics::{process_cpu_time, LatencyRecorder, LatencySummary};
 use crate::payload::{PayloadGen, TopicVerifier};
 use crate::progress::Progress;
@@ -22,24 +24,6 @@ use crate::progress::Progress;
 pub(crate) const VERIFY_READ_BYTES: usize = 4 << 20;
 /// How often the coordinator wakes to check the clock and redraw progress.
 const TICK: Duration = Duration::from_millis(200);
-
-/// How writers map to topics.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum TopicMode {
-    /// Writer i appends to its own topic: no contention between topics.
-    PerThread,
-    /// All writers append to one topic: contention on a single log.
-    Shared,
-}
-
-impl fmt::Display for TopicMode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            TopicMode::PerThread => "per-thread",
-            TopicMode::Shared => "shared",
-        })
-    }
-}
 
 /// A write phase.
 #[derive(Clone, Debug)]
@@ -129,6 +113,36 @@ impl PhaseStats {
     /// MiB (2^20 bytes) per second.
     pub fn mb_per_sec(&self) -> f64 {
         self.bytes as f64 / (1u64 << 20) as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+}
+
+/// Throughput and latency columns shared by every row type, rounded for
+/// humans (the CSVs are read by people as much as by scripts).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Rates {
+    pub ops_per_sec: u64,
+    pub mb_per_sec: f64,
+    pub latency: LatencySummary,
+    pub cpu_usage: f64,
+    pub elapsed_s: f64,
+}
+
+impl Rates {
+    pub fn of(stats: &PhaseStats) -> Rates {
+        let l = stats.latency;
+        Rates {
+            ops_per_sec: stats.ops_per_sec().round() as u64,
+            mb_per_sec: round(stats.mb_per_sec(), 1),
+            latency: LatencySummary {
+                avg_us: round(l.avg_us, 2),
+                p50_us: round(l.p50_us, 2),
+                p99_us: round(l.p99_us, 2),
+                p999_us: round(l.p999_us, 2),
+                max_us: round(l.max_us, 2),
+            },
+            cpu_usage: round(stats.cpu_usage_pct, 1),
+            elapsed_s: round(stats.elapsed.as_secs_f64(), 3),
+        }
     }
 }
 
@@ -515,4 +529,24 @@ where
         stats.close_phase(start, last_finish, cpu_start, &merged);
         Ok((stats, per_worker))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rates_round_for_humans() {
+        let stats = PhaseStats {
+            entries: 10,
+            calls: 10,
+            bytes: 10_240,
+            elapsed: Duration::from_secs(1),
+            ..PhaseStats::default()
+        };
+        let r = Rates::of(&stats);
+        assert_eq!(r.ops_per_sec, 10);
+        assert_eq!(r.mb_per_sec, 0.0);
+        assert_eq!(r.elapsed_s, 1.0);
+    }
 }
