@@ -219,6 +219,12 @@ impl Batch {
                 && self.entries.len() < MAX_BATCH_ENTRIES)
     }
 
+    /// Entries taken so far.
+    #[cfg_attr(not(feature = "rocksdb"), allow(dead_code))]
+    pub(crate) fn len(&self) -> usize {
+        self.entries.len()
+    }
+
     pub(crate) fn push(&mut self, entry: Entry) {
         self.total_bytes = self.total_bytes.saturating_add(entry.data.len());
         self.entries.push(entry);

@@ -27,6 +27,15 @@
 //! `StrictlyAtOnce`, every `persist_every` entries under `AtLeastOnce`) use
 //! `sync = true`; that also syncs every earlier data write in the WAL.
 //!
+//! `read_next` is a point lookup (`get_pinned`). `batch_read` keeps one
+//! iterator per topic reader while the topic has a backlog, refreshed when
+//! appends have moved the topic's end past what it can see, instead of
+//! building one per call (see `IterCache` for RocksDB's snapshot semantics
+//! and why a caught-up reader drops it). Measured with
+//! `examples/rocksdb_batch_read.rs` (200,000 entries of 128 B, 5 alternated
+//! rounds, medians): 1.49x the calls/s of a fresh iterator per call at 16
+//! entries per call, no difference (0.98x, noise) at 256.
+//!
 //! One instance per directory is RocksDB's own `LOCK` file, not
 //! `walrus_store::lock_dir`: that would `flock` the same file RocksDB holds
 //! an `fcntl` lock on, and POSIX drops every `fcntl` lock a process holds on
@@ -39,8 +48,8 @@ use std::path::Path;
 use std::sync::Arc;
 
 use rocksdb::{
-    DBCompressionType, DBRawIterator, Direction, IteratorMode, Options, ReadOptions, WriteBatch,
-    WriteOptions, DB,
+    DBCompressionType, DBRawIteratorWithThreadMode, Direction, IteratorMode, Options, ReadOptions,
+    WriteBatch, WriteOptions, DB,
 };
 use walrus_store::{
     validate_topic, Bytes, Entry, Error, FailureLatch, FsyncSchedule, LogStore, ReadConsistency,
@@ -71,19 +80,59 @@ pub struct RocksDbStore {
 }
 
 struct Inner {
-    db: DB,
+    /// Shared with the cached iterators, which borrow it.
+    db: Arc<DB>,
     config: StoreConfig,
+    /// Whether `batch_read` keeps an iterator per topic reader (see
+    /// [`IterCache`]); off only for the measurement that compares the two.
+    reuse_iterators: bool,
     /// For appends: never synced in the write itself. Under `SyncEach` the
     /// WAL is synced after the topic's lock is released (see `write`).
     append_opts: WriteOptions,
     /// For cursor writes that must be durable.
     synced_opts: WriteOptions,
-    topics: Topics<Keys>,
+    topics: Topics<Keys, IterCache>,
     /// Tripped by a failed WAL sync: later writes are refused.
     failure: FailureLatch,
 }
 
-type Topic = kv_common::Topic<Keys>;
+type Topic = kv_common::Topic<Keys, IterCache>;
+
+type RawIter<'db> = DBRawIteratorWithThreadMode<'db, DB>;
+
+self_cell::self_cell!(
+    /// An iterator together with the `Arc` of the DB it borrows, so it can
+    /// live in a topic's reader between calls.
+    struct OwnedIter {
+        owner: Arc<DB>,
+        #[covariant]
+        dependent: RawIter,
+    }
+);
+
+/// A topic reader's iterator, kept from one `batch_read` to the next.
+///
+/// A RocksDB iterator reads the DB as it was when it was created or last
+/// refreshed (an implicit snapshot). Appends publish a topic's visible end
+/// only after their write returned, so an iterator created or refreshed
+/// after loading `visible` sees every entry below it: `sees_to` records that
+/// bound, and a read that wants entries past it refreshes the iterator first
+/// (`Iterator::Refresh`, which keeps its allocations). A read that continues
+/// where the last one stopped needs no seek either (`on`).
+///
+/// The iterator pins the memtables and SST files of its snapshot, so that
+/// consumed ranges and flushed memtables are not freed while it lives. It is
+/// therefore dropped as soon as a read reaches the topic's visible end: only
+/// a reader working through a backlog keeps one, and a caught-up or idle
+/// topic pins nothing.
+#[derive(Default)]
+struct IterCache {
+    iter: Option<OwnedIter>,
+    /// Entries below this seq are visible to `iter`.
+    sees_to: u64,
+    /// The seq of the entry `iter` is on, when known.
+    on: Option<u64>,
+}
 
 /// Where a topic's entries and cursor live.
 struct Keys {
@@ -154,7 +203,7 @@ fn split_key(key: &[u8], tag: u8) -> Option<(&str, &[u8])> {
 
 /// The entry the iterator is on: `None` at the end of its range (or of
 /// `topic`'s keys), an error if the iterator failed.
-fn entry_at(it: &DBRawIterator<'_>, topic: &str) -> Result<Option<(u64, Bytes)>> {
+fn entry_at(it: &RawIter<'_>, topic: &str) -> Result<Option<(u64, Bytes)>> {
     let (Some(key), Some(value)) = (it.key(), it.value()) else {
         it.status().map_err(backend)?;
         return Ok(None);
@@ -173,6 +222,18 @@ fn data_key_seq(key: &[u8], topic: &str) -> Result<Option<u64>> {
 impl RocksDbStore {
     /// Opens (creating if needed) a RocksDB store in `dir`.
     pub fn open(dir: &Path, config: StoreConfig) -> Result<RocksDbStore> {
+        RocksDbStore::open_with(dir, config, true)
+    }
+
+    /// Opens with a fresh iterator for every `batch_read`, as the adapter
+    /// read before it kept one per topic reader: the baseline that
+    /// `examples/rocksdb_batch_read.rs` measures the reuse against. Not for
+    /// applications; `open` is the store.
+    pub fn open_without_iterator_reuse(dir: &Path, config: StoreConfig) -> Result<RocksDbStore> {
+        RocksDbStore::open_with(dir, config, false)
+    }
+
+    fn open_with(dir: &Path, config: StoreConfig, reuse_iterators: bool) -> Result<RocksDbStore> {
         let db = DB::open(&db_options(), dir).map_err(|e| {
             let message = e.clone().into_string();
             if message.contains("lock") && message.contains("LOCK") {
@@ -185,8 +246,9 @@ impl RocksDbStore {
         let mut synced_opts = WriteOptions::default();
         synced_opts.set_sync(true);
         let inner = Arc::new(Inner {
-            db,
+            db: Arc::new(db),
             config,
+            reuse_iterators,
             append_opts,
             synced_opts,
             topics: Topics::new(),
@@ -321,10 +383,25 @@ impl Inner {
     }
 }
 
-impl KvRead<Keys, ()> for Inner {
+impl Inner {
+    /// An iterator over `topic`'s data keys.
+    fn new_iter(&self, topic: &Topic) -> OwnedIter {
+        // Past every data key of the topic (prefix + 8-byte seq), before the
+        // next topic's.
+        let mut past_topic = topic.keys.data_prefix.clone();
+        past_topic.extend_from_slice(&[0xff; 9]);
+        OwnedIter::new(self.db.clone(), |db| {
+            let mut opts = ReadOptions::default();
+            opts.set_iterate_upper_bound(past_topic);
+            db.raw_iterator_opt(opts)
+        })
+    }
+}
+
+impl KvRead<Keys, IterCache> for Inner {
     const STORE: &'static str = STORE;
 
-    fn topics(&self) -> &Topics<Keys> {
+    fn topics(&self) -> &Topics<Keys, IterCache> {
         &self.topics
     }
 
@@ -344,25 +421,53 @@ impl KvRead<Keys, ()> for Inner {
     fn scan(
         &self,
         topic: &Topic,
-        _state: &mut (),
+        cache: &mut IterCache,
         from: u64,
         to: u64,
         batch: &mut Batch,
     ) -> Result<()> {
-        let mut opts = ReadOptions::default();
-        opts.set_iterate_upper_bound(topic.keys.data_key(to));
-        let mut it = self.db.raw_iterator_opt(opts);
-        it.seek(topic.keys.data_key(from));
-        let mut first = true;
-        let items = std::iter::from_fn(|| {
-            // Moves on only when asked for the next item, so the iterator
-            // stays on the first entry not taken.
-            if !std::mem::take(&mut first) {
-                it.next();
+        let mut iter = match cache.iter.take() {
+            Some(iter) if self.reuse_iterators => iter,
+            _ => {
+                *cache = IterCache::default();
+                // Created after the caller loaded `to`: it sees every entry below.
+                cache.sees_to = to;
+                self.new_iter(topic)
             }
-            entry_at(&it, &topic.name).transpose()
+        };
+        let filled = iter.with_dependent_mut(|_, it| {
+            if to > cache.sees_to {
+                it.refresh().map_err(backend)?;
+                cache.sees_to = to;
+                cache.on = None;
+            }
+            match cache.on {
+                Some(on) if on == from => {}
+                Some(on) if on + 1 == from => it.next(),
+                _ => it.seek(topic.keys.data_key(from)),
+            }
+            let mut fetched = 0u64;
+            let items = std::iter::from_fn(|| {
+                // Moves on only when asked for the next item, so the
+                // iterator stays on the last entry fetched.
+                if fetched > 0 {
+                    it.next();
+                }
+                fetched += 1;
+                entry_at(it, &topic.name).transpose()
+            });
+            let filled = kv_common::fill(STORE, topic, from, to, items, batch);
+            cache.on = (fetched > 0 && it.valid()).then(|| from + fetched - 1);
+            filled
         });
-        kv_common::fill(STORE, topic, from, to, items, batch)
+        filled?;
+        // Keep it only while a backlog remains (see `IterCache`).
+        if from + (batch.len() as u64) < to {
+            cache.iter = Some(iter);
+        } else {
+            *cache = IterCache::default();
+        }
+        Ok(())
     }
 
     /// The cursor and the deletion of what it now passes, in one synced
@@ -404,5 +509,80 @@ impl LogStore for RocksDbStore {
 
     fn sync(&self) -> Result<()> {
         self.inner.sync_wal()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use walrus_store::ReadConsistency;
+
+    /// Appends, peeks, `read_next`s and small `batch_read`s interleaved
+    /// (xorshift-chosen), checked against a model: with a reused iterator a
+    /// read must still see every append acknowledged before it (refresh),
+    /// continue after a `read_next` moved the cursor (seek), and return the
+    /// same entries after a peek.
+    fn interleaved_reads_match_the_model(reuse: bool) {
+        let tmp = tempfile::tempdir().unwrap();
+        let config = StoreConfig {
+            consistency: ReadConsistency::AtLeastOnce { persist_every: 7 },
+            fsync: FsyncSchedule::NoFsync,
+        };
+        let store = RocksDbStore::open_with(tmp.path(), config, reuse).unwrap();
+        let (mut appended, mut cursor) = (0u64, 0u64);
+        let mut rng = 0x9E37_79B9_7F4A_7C15u64;
+        for _ in 0..3_000 {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            match rng % 6 {
+                0 | 1 => {
+                    let n = 1 + (rng >> 8) % 5;
+                    let payloads: Vec<Vec<u8>> = (appended..appended + n)
+                        .map(|s| s.to_le_bytes().to_vec())
+                        .collect();
+                    let refs: Vec<&[u8]> = payloads.iter().map(Vec::as_slice).collect();
+                    store.batch_append("t", &refs).unwrap();
+                    appended += n;
+                }
+                2 => {
+                    let got = store.read_next("t", true).unwrap();
+                    assert_eq!(got.map(|e| e.seq), (cursor < appended).then_some(cursor));
+                    cursor = (cursor + 1).min(appended);
+                }
+                3 => {
+                    let peeked = store.batch_read("t", 3 * 8, false).unwrap();
+                    let again = store.batch_read("t", 3 * 8, false).unwrap();
+                    assert_eq!(peeked, again, "a peek moves nothing");
+                }
+                _ => {
+                    let max_entries = 1 + (rng >> 8) % 4;
+                    let got = store
+                        .batch_read("t", max_entries as usize * 8, true)
+                        .unwrap();
+                    let want = max_entries.min(appended - cursor);
+                    assert_eq!(
+                        got.len() as u64,
+                        want,
+                        "cursor {cursor}, appended {appended}"
+                    );
+                    for (entry, seq) in got.iter().zip(cursor..) {
+                        assert_eq!(entry.seq, seq);
+                        assert_eq!(entry.data.as_ref(), seq.to_le_bytes());
+                    }
+                    cursor += want;
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn interleaved_reads_match_the_model_with_a_reused_iterator() {
+        interleaved_reads_match_the_model(true);
+    }
+
+    #[test]
+    fn interleaved_reads_match_the_model_with_a_fresh_iterator_per_read() {
+        interleaved_reads_match_the_model(false);
     }
 }
