@@ -2,14 +2,14 @@
 //! creates segment files, and reserves space ahead of itself on a
 //! background thread.
 
-use crate::format::{BlockHeader, SegmentHeader, SEGMENT_HEADER_LEN};
+use crate::format::{ExtentHeader, SegmentHeader, SEGMENT_HEADER_LEN};
 use crate::segment::{segment_name, Segment, EXTENT_UNIT, TMP_SUFFIX};
 use crate::storage::{FileKind, OpenMode, Storage, StorageFile};
 use crate::store::{Error, Result};
 use std::path::Path;
 use std::sync::Arc;
 
-/// Hands out extents, one segment after another. Block headers are written
+/// Hands out extents, one segment after another. Extent headers are written
 /// under the allocator's lock so that they reach the file in offset order:
 /// a durable header then implies that every header before it is durable.
 pub struct Allocator {
@@ -28,7 +28,7 @@ pub struct Allocator {
 /// How far past the last extent handed out a costly `reserve` is done ahead.
 const RESERVE_AHEAD: u64 = 4 << 20;
 
-pub struct Extent {
+pub struct Allocation {
     pub segment: Arc<Segment>,
     pub start: u64,
 }
@@ -53,10 +53,10 @@ impl Allocator {
         &mut self,
         storage: &dyn Storage,
         dir: &Path,
-        header: &BlockHeader,
+        header: &ExtentHeader,
         on_new_segment: impl FnOnce(&Arc<Segment>),
         on_deletable: impl FnOnce(Arc<Segment>),
-    ) -> Result<Extent> {
+    ) -> Result<Allocation> {
         let len = header.extent_len;
         let fits = matches!(&self.current, Some((seg, next)) if next + len <= seg.size_bytes);
         if !fits {
@@ -98,14 +98,14 @@ impl Allocator {
         let bytes = header.encode();
         let io = |e| {
             Error::io(
-                format!("writing a block header to {}", segment.path.display()),
+                format!("writing an extent header to {}", segment.path.display()),
                 e,
             )
         };
         segment.file.reserve(start, len).map_err(io)?;
         segment.file.write_all_at(&bytes, start).map_err(io)?;
         *next += len;
-        segment.add_block();
+        segment.add_extent();
         if segment.file.reserve_is_costly() {
             self.preparer.note(segment.id, *next);
             let from = self.prepared_to.max(*next);
@@ -115,7 +115,7 @@ impl Allocator {
                 self.prepared_to = to;
             }
         }
-        Ok(Extent {
+        Ok(Allocation {
             segment: segment.clone(),
             start,
         })
@@ -135,7 +135,7 @@ impl Allocator {
         self.next_id += 1;
         let path = dir.join(segment_name(id));
         // The file is made under a temporary name and renamed once its header
-        // is durable: another thread's directory sync (a checkpoint, a cursor
+        // is durable: another thread's directory sync (a recovery snapshot, a cursor
         // compaction) could otherwise make the name durable while the header
         // is not, and a power loss tearing the header would leave a segment
         // recovery must refuse. Open deletes leftover temporary files.
@@ -147,7 +147,7 @@ impl Allocator {
         let header = SegmentHeader {
             id,
             size_bytes,
-            block_unit_bytes: EXTENT_UNIT,
+            extent_unit_bytes: EXTENT_UNIT,
         }
         .encode();
         assert_eq!(header.len(), SEGMENT_HEADER_LEN);

@@ -36,25 +36,25 @@
 //! | `engine::write` | the append path: validation, the frame written, a fresh extent when full | the topic's writer mutex (`Topic::writer`) |
 //! | `engine::pending` | [`PendingWrite`], [`SegmentSync`], [`SyncLead`]: the public face of group commit | none of its own (drives `GroupSync`) |
 //! | `engine::read` | the engine's side of a read: cursor persistence as the consistency mode asks | the topic's reader mutex (`Topic::reader`) |
-//! | `engine::flush` | sync rounds and running recovery checkpoints | `Inner::checkpointing` (`Mutex<()>`, one checkpoint writer) |
+//! | `engine::flush` | sync rounds and running recovery snapshots | `Inner::snapshotting` (`Mutex<()>`, one recovery snapshot writer) |
 //! | `engine::background` | the background thread; deletion of consumed segments | `Signal::state` (`Mutex`, with its `Condvar`) |
 //! | `alloc` | the extent allocator and its reserve-ahead thread | `Inner::alloc` (`Mutex`); the reserve thread's own progress mutex |
 //! | `segment` | a segment file and its count of live extents | atomics only |
 //! | `group_commit` | `GroupSync`: one shared fdatasync per segment (and per cursor log) | its `in_progress` and gather mutexes (leaves) |
-//! | `topic` | a topic's chain of extents (`Block`, packed atomic marks) and its writer state | `Topic::blocks` (`RwLock`), `Topic::writer` (`Mutex`) |
+//! | `topic` | a topic's chain of extents (`Extent`, packed atomic marks) and its writer state | `Topic::extents` (`RwLock`), `Topic::writer` (`Mutex`) |
 //! | `read` | the consumer cursor (`Reader`, fields private to it), finding and reading ahead frames | `Topic::reader` (`Mutex`) |
 //! | `frames` | frames read back and checked (whole, read ahead, or streamed when large) | none |
 //! | `cursor` | the cursor snapshot and log files | its own `RwLock`/`Mutex` inside `CursorStore` |
-//! | `recovery`, `checkpoint`, `format`, `crc`, `key`, `storage`, `store` | recovery's scan, the recovery checkpoint file, the on-disk layouts, the checksum, instance keys, the storage backends, the `LogStore` contract | none shared |
+//! | `recovery`, `recovery_snapshot`, `format`, `crc`, `key`, `storage`, `store` | recovery's scan, the recovery snapshot file, the on-disk layouts, the checksum, instance keys, the storage backends, the `LogStore` contract | none shared |
 //!
 //! Locks are taken in this order, and never against it:
 //!
-//! 1. `Inner::checkpointing`
+//! 1. `Inner::snapshotting`
 //! 2. `Inner::topics` (read; written only to add a topic, holding nothing else)
 //! 3. a topic's `writer` or its `reader` (never both; never two topics' at once)
 //! 4. `Inner::alloc`, then `Inner::segments` (the allocator registers a new
 //!    segment while it holds its own lock)
-//! 5. a topic's `blocks` (never held together with `Inner::segments`)
+//! 5. a topic's `extents` (never held together with `Inner::segments`)
 //! 6. the cursor store's locks
 //! 7. `Signal::state`
 //!
@@ -63,10 +63,9 @@
 //! group-commit fdatasync runs with no engine lock held; the syncs that do
 //! run under one are a new segment's header and directory entry (under the
 //! writer and the allocator), a consuming read's cursor sync (under the
-//! reader), and a checkpoint's (under `Inner::checkpointing`).
+//! reader), and a recovery snapshot's (under `Inner::snapshotting`).
 
 mod alloc;
-mod checkpoint;
 mod crc;
 mod cursor;
 mod engine;
@@ -76,6 +75,7 @@ mod group_commit;
 pub mod key;
 mod read;
 mod recovery;
+mod recovery_snapshot;
 mod segment;
 mod storage;
 pub mod store;

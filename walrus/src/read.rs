@@ -6,7 +6,7 @@
 use crate::format::{FrameHeader, FRAME_HEADER_LEN};
 use crate::frames::{decode_frame, read_frame, Frame, LARGE_FRAME_BYTES};
 use crate::store::{Entry, Error, Result};
-use crate::topic::{Block, Topic};
+use crate::topic::{Extent, Topic};
 use bytes::Bytes;
 use std::sync::Arc;
 
@@ -144,13 +144,13 @@ impl Reader {
         debug_assert!(batch.next_seq >= self.seq, "the cursor moves forward only");
         self.seq = batch.next_seq;
         self.pos = batch.pos;
-        // A cursor at the end of a sealed block lets the block go (the
+        // A cursor at the end of a sealed extent lets the extent go (the
         // next read finds the next one), so a drained segment's file is
         // not held open, and its space is freed, by an idle reader.
         let at_end = self
             .pos
             .as_ref()
-            .is_some_and(|p| p.idx == 0 && p.block.is_sealed() && p.off >= p.block.written().off);
+            .is_some_and(|p| p.idx == 0 && p.extent.is_sealed() && p.off >= p.extent.written().off);
         if at_end {
             self.pos = None;
         }
@@ -164,7 +164,7 @@ impl Reader {
                 && self
                     .pos
                     .as_ref()
-                    .is_none_or(|p| (p.block.segment.id, p.off) != f.key)
+                    .is_none_or(|p| (p.extent.segment.id, p.off) != f.key)
         });
         if left_large_frame {
             self.frames.last = None;
@@ -175,7 +175,7 @@ impl Reader {
 /// Where the cursor points: a frame, and an entry within it.
 #[derive(Clone)]
 pub struct Pos {
-    pub block: Arc<Block>,
+    pub extent: Arc<Extent>,
     pub off: u64,
     pub idx: usize,
 }
@@ -199,13 +199,13 @@ impl Topic {
                     None => return Ok(None),
                 }
             };
-            let readable_off = p.block.readable().off;
+            let readable_off = p.extent.readable().off;
             if p.off >= readable_off {
-                // Read `sealed` before `written`: once a block is sealed its
-                // written mark no longer moves. A sealed block whose last
+                // Read `sealed` before `written`: once an extent is sealed its
+                // written mark no longer moves. A sealed extent whose last
                 // frames are written but not yet readable (durable) is not
-                // done: the next entry is there, not in a later block.
-                if p.block.is_sealed() && p.off >= p.block.written().off {
+                // done: the next entry is there, not in a later extent.
+                if p.extent.is_sealed() && p.off >= p.extent.written().off {
                     *pos = None;
                     if self.locate(seq)?.is_none() {
                         return Ok(None);
@@ -214,20 +214,20 @@ impl Topic {
                 }
                 return Ok(None);
             }
-            let frame = match self.frame_at(&p.block, p.off, readable_off, src) {
+            let frame = match self.frame_at(&p.extent, p.off, readable_off, src) {
                 Ok(frame) => frame,
                 Err(e) => {
                     if matches!(e, Error::Corruption { .. }) {
-                        p.block.mark_damaged();
+                        p.extent.mark_damaged();
                     }
                     return Err(e);
                 }
             };
             let entry_seq = frame.first_seq + p.idx as u64;
             if entry_seq != seq {
-                p.block.mark_damaged();
+                p.extent.mark_damaged();
                 return Err(Error::Corruption {
-                    file: p.block.segment.path.clone(),
+                    file: p.extent.segment.path.clone(),
                     offset: p.off,
                     reason: format!("expected entry {seq}, frame holds {entry_seq}"),
                 });
@@ -235,13 +235,13 @@ impl Topic {
             let data = frame.payload(p.idx)?;
             let next = if p.idx + 1 < frame.entries() {
                 Pos {
-                    block: p.block.clone(),
+                    extent: p.extent.clone(),
                     off: p.off,
                     idx: p.idx + 1,
                 }
             } else {
                 Pos {
-                    block: p.block.clone(),
+                    extent: p.extent.clone(),
                     off: p.off + frame.len_padded,
                     idx: 0,
                 }
@@ -253,9 +253,9 @@ impl Topic {
 
     /// Finds the frame holding entry `seq`.
     fn locate(&self, seq: u64) -> Result<Option<Pos>> {
-        let block = {
-            let blocks = self.blocks.read();
-            let found = blocks
+        let extent = {
+            let extents = self.extents.read();
+            let found = extents
                 .iter()
                 .find(|b| b.first_seq <= seq && seq < b.readable().seq);
             match found {
@@ -263,16 +263,16 @@ impl Topic {
                 None => return Ok(None),
             }
         };
-        let readable_off = block.readable().off;
-        let mut off = block.data_start;
-        let mut first = block.first_seq;
+        let readable_off = extent.readable().off;
+        let mut off = extent.data_start;
+        let mut first = extent.first_seq;
         let mut src = FrameSource::default();
         while off < readable_off {
-            let frame = match self.frame_at(&block, off, readable_off, &mut src) {
+            let frame = match self.frame_at(&extent, off, readable_off, &mut src) {
                 Ok(frame) => frame,
                 Err(e) => {
                     if matches!(e, Error::Corruption { .. }) {
-                        block.mark_damaged();
+                        extent.mark_damaged();
                     }
                     return Err(e);
                 }
@@ -280,7 +280,7 @@ impl Topic {
             let count = frame.entries() as u64;
             if seq < first + count {
                 return Ok(Some(Pos {
-                    block,
+                    extent,
                     off,
                     idx: (seq - first) as usize,
                 }));
@@ -295,12 +295,12 @@ impl Topic {
     /// frame the cursor is in, from prefetched bytes, or from the file.
     fn frame_at<'s>(
         &self,
-        block: &Block,
+        extent: &Extent,
         off: u64,
         readable_off: u64,
         src: &'s mut FrameSource,
     ) -> Result<&'s Frame> {
-        let segment = &block.segment;
+        let segment = &extent.segment;
         if src
             .last
             .as_ref()
@@ -324,19 +324,19 @@ impl Topic {
     /// up to `budget` bytes across at most `MAX_PREFETCH_RANGES` extents.
     pub fn prefetch(&self, pos: &Pos, budget: u64, src: &mut FrameSource) -> Result<()> {
         let budget = budget.clamp(64 * 1024, MAX_PREFETCH_BYTES);
-        let mut plan: Vec<(Arc<Block>, u64, u64)> = Vec::new();
+        let mut plan: Vec<(Arc<Extent>, u64, u64)> = Vec::new();
         let mut left = budget;
-        let readable_off = pos.block.readable().off;
+        let readable_off = pos.extent.readable().off;
         let first_len = (readable_off.saturating_sub(pos.off)).min(left);
         if first_len > 0 {
-            plan.push((pos.block.clone(), pos.off, first_len));
+            plan.push((pos.extent.clone(), pos.off, first_len));
         }
         left -= first_len;
-        if left > 0 && pos.block.is_sealed() {
-            let blocks = self.blocks.read();
-            let later = blocks
+        if left > 0 && pos.extent.is_sealed() {
+            let extents = self.extents.read();
+            let later = extents
                 .iter()
-                .skip_while(|b| !Arc::ptr_eq(b, &pos.block))
+                .skip_while(|b| !Arc::ptr_eq(b, &pos.extent))
                 .skip(1);
             for b in later.take(MAX_PREFETCH_RANGES - 1) {
                 let len = (b.readable().off - b.data_start).min(left);
@@ -400,7 +400,7 @@ pub struct FrameSource {
 impl FrameSource {
     /// Whether the frame at `pos` (its header, at least) is already at hand.
     pub fn holds(&self, pos: &Pos) -> bool {
-        let (segment, off) = (pos.block.segment.id, pos.off);
+        let (segment, off) = (pos.extent.segment.id, pos.off);
         self.last.as_ref().is_some_and(|f| f.key == (segment, off))
             || self.prefetched.iter().any(|p| {
                 p.segment == segment

@@ -4,13 +4,13 @@
 //! are checked, and no file content can make this code panic.
 
 use crate::format::{
-    align_up, BlockHeader, FrameHeader, SegmentHeader, ALIGN, BLOCK_HEADER_FIXED_LEN, BLOCK_MAGIC,
-    DEAD_BLOCK_MAGIC, FRAME_HEADER_LEN, MAX_SEQ, SEGMENT_HEADER_LEN,
+    align_up, ExtentHeader, FrameHeader, SegmentHeader, ALIGN, DEAD_EXTENT_MAGIC,
+    EXTENT_HEADER_FIXED_LEN, EXTENT_MAGIC, FRAME_HEADER_LEN, MAX_SEQ, SEGMENT_HEADER_LEN,
 };
 use crate::segment::{parse_segment_name, Segment, EXTENT_UNIT, TMP_SUFFIX};
 use crate::storage::{FileKind, OpenMode, Storage};
 use crate::store::{Error, Result, MAX_TOPIC_LEN};
-use crate::topic::{Block, Mark};
+use crate::topic::{Extent, Mark};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -24,7 +24,7 @@ pub struct RecoveryReport {
     /// Segment files opened.
     pub segments: usize,
     /// Extents whose frames were (wholly or partly) not re-read because a
-    /// recovery checkpoint vouched for them.
+    /// recovery snapshot vouched for them.
     pub checkpointed_extents: usize,
     /// Topics with entries recovered.
     pub topics: usize,
@@ -33,7 +33,7 @@ pub struct RecoveryReport {
     /// Every stretch of a segment that recovery did not accept: each
     /// acknowledged entry that is not readable after open lies in one of
     /// them. `topic` is `None` where the damage hides whose data it was
-    /// (a segment header, a block header, a truncated file).
+    /// (a segment header, an extent header, a truncated file).
     pub dropped: Vec<Dropped>,
     /// Damage found in the cursor files: positions lost with it are taken
     /// from older records (or restart at the oldest entry), so consumed
@@ -93,9 +93,9 @@ pub struct Dropped {
 }
 
 pub struct TopicState {
-    pub blocks: VecDeque<Arc<Block>>,
+    pub extents: VecDeque<Arc<Extent>>,
     pub next_seq: u64,
-    pub next_block_seq: u64,
+    pub next_extent_seq: u64,
 }
 
 pub struct Recovered {
@@ -108,7 +108,7 @@ pub struct Recovered {
 struct Candidate {
     segment: Arc<Segment>,
     start: u64,
-    header: BlockHeader,
+    header: ExtentHeader,
 }
 
 /// `cursors` are the persisted consumer positions: entries below them may
@@ -121,7 +121,7 @@ pub fn recover(
     dir: &Path,
     cursors: &HashMap<String, u64>,
     cursors_lost: bool,
-    checkpoint: Option<&crate::checkpoint::Extents>,
+    snapshot: Option<&crate::recovery_snapshot::Extents>,
 ) -> Result<Recovered> {
     let names = storage
         .list(dir)
@@ -130,7 +130,7 @@ pub fn recover(
     let mut segments = BTreeMap::new();
     let mut candidates: HashMap<String, Vec<Candidate>> = HashMap::new();
     let mut next_segment_id = 1;
-    // Segments found damaged (no checkpoint is trusted for them), with the
+    // Segments found damaged (no recovery snapshot is trusted for them), with the
     // length each was truncated to (and restored from), if it was.
     let mut damaged: HashMap<u64, Option<u64>> = HashMap::new();
     // (segment id, start) of every extent header found, live or dead.
@@ -211,10 +211,10 @@ pub fn recover(
         }
         segments.insert(id, segment);
     }
-    // An extent the checkpoint vouched for, in a segment still here, whose
-    // header is gone: its entries are lost (a checkpoint lists only live
+    // An extent the recovery snapshot vouched for, in a segment still here, whose
+    // header is gone: its entries are lost (a recovery snapshot lists only live
     // extents, and only the next open reads it).
-    let mut gone: Vec<_> = checkpoint
+    let mut gone: Vec<_> = snapshot
         .into_iter()
         .flat_map(|x| x.keys())
         .filter(|key| segments.contains_key(&key.0) && !seen.contains(key))
@@ -225,23 +225,23 @@ pub fn recover(
             file: segments[&id].path.clone(),
             offset: start,
             topic: None,
-            reason: "the recovery checkpoint lists an extent here whose header is gone: \
+            reason: "the recovery snapshot lists an extent here whose header is gone: \
                      its entries are lost"
                 .into(),
         });
     }
     report.segments = segments.len();
     let mut topics = HashMap::new();
-    for (name, mut blocks) in candidates {
-        blocks.sort_by_key(|c| c.header.block_seq);
+    for (name, mut extents) in candidates {
+        extents.sort_by_key(|c| c.header.extent_seq);
         let mut cursor = cursors.get(&name).copied().unwrap_or(0);
         if cursors_lost {
             // The chain may start at its first extent, whatever the cursor.
-            cursor = cursor.max(blocks.first().map_or(0, |c| c.header.first_entry_seq));
+            cursor = cursor.max(extents.first().map_or(0, |c| c.header.first_entry_seq));
         }
-        let state = build_chain(&name, blocks, cursor, checkpoint, &damaged, &mut report)?;
+        let state = build_chain(&name, extents, cursor, snapshot, &damaged, &mut report)?;
         report.entries += state
-            .blocks
+            .extents
             .iter()
             .map(|b| b.written().seq - b.first_seq)
             .sum::<u64>();
@@ -298,7 +298,7 @@ fn open_segment(
         Err(e @ Error::UnsupportedVersion { .. }) => return Err(e),
         Err(e) => Some(e.to_string()),
         Ok(None) => Some("segment header is all zeros".into()),
-        Ok(Some(h)) if h.id != id || h.block_unit_bytes != EXTENT_UNIT => {
+        Ok(Some(h)) if h.id != id || h.extent_unit_bytes != EXTENT_UNIT => {
             Some(format!("header {h:?} does not match the file name {id}"))
         }
         Ok(Some(h))
@@ -393,7 +393,7 @@ fn scan_extents(
     let mut found = Vec::new();
     let mut off = EXTENT_UNIT;
     let mut resync = false;
-    let probe_len = BLOCK_HEADER_FIXED_LEN + MAX_TOPIC_LEN;
+    let probe_len = EXTENT_HEADER_FIXED_LEN + MAX_TOPIC_LEN;
     let mut buf = vec![0u8; probe_len];
     while off + EXTENT_UNIT <= segment.size_bytes {
         let n = probe_len.min((segment.size_bytes - off) as usize);
@@ -402,11 +402,11 @@ fn scan_extents(
             .pread_exact_at(&mut buf[..n], off)
             .map_err(|e| Error::io(format!("reading {} at {off}", segment.path.display()), e))?;
         let bytes = &mut buf[..n];
-        let dead = bytes[0..4] == DEAD_BLOCK_MAGIC;
+        let dead = bytes[0..4] == DEAD_EXTENT_MAGIC;
         if dead {
-            bytes[0..4].copy_from_slice(&BLOCK_MAGIC);
+            bytes[0..4].copy_from_slice(&EXTENT_MAGIC);
         }
-        match BlockHeader::decode(bytes, segment.size_bytes - off, EXTENT_UNIT) {
+        match ExtentHeader::decode(bytes, segment.size_bytes - off, EXTENT_UNIT) {
             Some(header) => {
                 let extent_len = header.extent_len;
                 seen.insert((segment.id, off));
@@ -449,7 +449,7 @@ fn scan_extents(
                         file: segment.path.clone(),
                         offset: off,
                         topic: None,
-                        reason: "damaged block header; probing for the next extent".into(),
+                        reason: "damaged extent header; probing for the next extent".into(),
                     });
                 }
                 resync = true;
@@ -460,7 +460,7 @@ fn scan_extents(
     Ok(found)
 }
 
-/// Links a topic's extents by block sequence and first entry: an extent
+/// Links a topic's extents by extent sequence and first entry: an extent
 /// continues the chain only if it starts exactly where the previous one's
 /// valid frames end, or anywhere up to the consumer's `cursor` (the first
 /// one included). The rest are cut out (marked dead) so that no later
@@ -469,16 +469,16 @@ fn build_chain(
     topic: &str,
     candidates: Vec<Candidate>,
     cursor: u64,
-    checkpoint: Option<&crate::checkpoint::Extents>,
+    snapshot: Option<&crate::recovery_snapshot::Extents>,
     damaged: &HashMap<u64, Option<u64>>,
     report: &mut RecoveryReport,
 ) -> Result<TopicState> {
-    let next_block_seq = candidates
+    let next_extent_seq = candidates
         .iter()
-        .map(|c| c.header.block_seq + 1)
+        .map(|c| c.header.extent_seq + 1)
         .max()
         .unwrap_or(0);
-    let mut blocks: VecDeque<Arc<Block>> = VecDeque::new();
+    let mut extents: VecDeque<Arc<Extent>> = VecDeque::new();
     // Entries below the cursor may be gone (reclaimed, or consumed before a
     // power loss took them), so the chain may start anywhere up to it; an
     // extent that starts past it follows lost entries and is no prefix.
@@ -486,14 +486,14 @@ fn build_chain(
         .first()
         .map_or(0, |c| c.header.first_entry_seq.min(cursor));
     for c in candidates {
-        let continues = match blocks.back() {
+        let continues = match extents.back() {
             None => c.header.first_entry_seq <= cursor,
             // A gap is fine where every entry in it was consumed: those
             // entries may be gone (reclaimed, or lost unsynced after being
             // read) and the topic resumed from its cursor.
             Some(prev) => {
                 let first = c.header.first_entry_seq;
-                c.header.block_seq > prev.block_seq
+                c.header.extent_seq > prev.extent_seq
                     && (first == next_seq || (first > next_seq && first <= cursor))
             }
         };
@@ -510,28 +510,28 @@ fn build_chain(
             mark_dead(&c)?;
             continue;
         }
-        let data_start = c.start + BlockHeader::data_offset(topic.len());
-        let block = Block::new(
+        let data_start = c.start + ExtentHeader::data_offset(topic.len());
+        let extent = Extent::new(
             c.segment.clone(),
             data_start,
             c.start + c.header.extent_len,
-            c.header.block_seq,
+            c.header.extent_seq,
             c.header.first_entry_seq,
         );
-        // A checkpoint vouches for a prefix of the extent that was durable
+        // A recovery snapshot vouches for a prefix of the extent that was durable
         // when it was written; only what may follow it is read and verified.
-        // Not in a segment found damaged: the checkpoint described the file
+        // Not in a segment found damaged: the recovery snapshot described the file
         // before the damage.
-        let vouched = checkpoint
+        let vouched = snapshot
             .filter(|_| !damaged.contains_key(&c.segment.id))
             .and_then(|x| x.get(&(c.segment.id, c.start)))
             .copied()
             .filter(|v| {
                 // Every entry takes at least 4 bytes: more entries than that
-                // is a damaged checkpoint, never to be trusted.
-                (block.data_start..=block.end).contains(&v.end_off)
-                    && v.end_seq >= block.first_seq
-                    && v.end_seq - block.first_seq <= (v.end_off - block.data_start) / 4
+                // is a damaged recovery snapshot, never to be trusted.
+                (extent.data_start..=extent.end).contains(&v.end_off)
+                    && v.end_seq >= extent.first_seq
+                    && v.end_seq - extent.first_seq <= (v.end_off - extent.data_start) / 4
             });
         if vouched.is_some() {
             report.checkpointed_extents += 1;
@@ -539,14 +539,14 @@ fn build_chain(
         let (end_off, end_seq) = match vouched {
             Some(v) if v.sealed => (v.end_off, v.end_seq),
             _ => scan_frames(
-                &block,
+                &extent,
                 vouched.map(|v| (v.end_off, v.end_seq)),
                 topic,
                 damaged.get(&c.segment.id).copied().flatten(),
                 report,
             )?,
         };
-        block.record_write(
+        extent.record_write(
             Mark {
                 off: end_off,
                 seq: end_seq,
@@ -554,14 +554,14 @@ fn build_chain(
             0,
             true,
         );
-        block.seal();
-        c.segment.add_block();
+        extent.seal();
+        c.segment.add_extent();
         next_seq = end_seq;
-        blocks.push_back(Arc::new(block));
+        extents.push_back(Arc::new(extent));
     }
     Ok(TopicState {
-        blocks,
+        extents,
         next_seq,
-        next_block_seq,
+        next_extent_seq,
     })
 }

@@ -47,11 +47,11 @@ pub struct Segment {
     /// added and the segment sealed, then see `sealed` and claim a segment
     /// with a live extent; and a seal and a last release racing could each
     /// miss the other's store, so that neither claimed it.)
-    live_blocks: AtomicUsize,
+    live_extents: AtomicUsize,
     deleted: AtomicBool,
 }
 
-/// The bit of [`Segment::live_blocks`] that marks the segment sealed.
+/// The bit of [`Segment::live_extents`] that marks the segment sealed.
 const SEALED: usize = 1 << (usize::BITS - 1);
 
 impl Segment {
@@ -62,20 +62,20 @@ impl Segment {
             file,
             size_bytes,
             sync: GroupSync::new(),
-            live_blocks: AtomicUsize::new(0),
+            live_extents: AtomicUsize::new(0),
             deleted: AtomicBool::new(false),
         }
     }
 
-    pub fn add_block(&self) {
-        let before = self.live_blocks.fetch_add(1, Ordering::AcqRel);
+    pub fn add_extent(&self) {
+        let before = self.live_extents.fetch_add(1, Ordering::AcqRel);
         debug_assert!(before & SEALED == 0, "an extent added to a sealed segment");
     }
 
     /// Marks one extent consumed; true when the segment can now be deleted.
     #[must_use]
-    pub fn release_block(&self) -> bool {
-        let before = self.live_blocks.fetch_sub(1, Ordering::AcqRel);
+    pub fn release_extent(&self) -> bool {
+        let before = self.live_extents.fetch_sub(1, Ordering::AcqRel);
         // A release past zero would wrap the count and let a segment that
         // still holds live extents be deleted: checked in every build.
         assert!(before & !SEALED != 0, "more extents released than added");
@@ -85,7 +85,7 @@ impl Segment {
     /// Stops allocation here; true when the segment can now be deleted.
     #[must_use]
     pub fn seal(&self) -> bool {
-        let before = self.live_blocks.fetch_or(SEALED, Ordering::AcqRel);
+        let before = self.live_extents.fetch_or(SEALED, Ordering::AcqRel);
         before & !SEALED == 0 && self.claim_deletion()
     }
 
@@ -275,37 +275,37 @@ pub(crate) mod loom_tests {
     /// A claim is the only one, and comes once the segment is sealed and
     /// holds no live extent.
     fn claimed(seg: &Segment, claims: &AtomicUsize) {
-        let state = seg.live_blocks.load(Ordering::Acquire);
+        let state = seg.live_extents.load(Ordering::Acquire);
         assert!(state & SEALED != 0, "claimed before sealed");
         assert_eq!(state & !SEALED, 0, "claimed while an extent is live");
         assert_eq!(claims.fetch_add(1, Ordering::AcqRel), 0, "claimed twice");
     }
 
-    /// `blocks` extents added, released by one thread each while the
+    /// `extents` extents added, released by one thread each while the
     /// allocator seals the segment; with `late`, the allocator adds the
     /// last extent only after the first one's release has started.
-    fn release_and_seal(blocks: usize, late: bool, cov: &'static Coverage) {
+    fn release_and_seal(extents: usize, late: bool, cov: &'static Coverage) {
         let seg = LoomArc::new(segment());
         let claims = LoomArc::new(AtomicUsize::new(0));
         let release = |seg: &LoomArc<Segment>| {
             let (seg, claims) = (seg.clone(), claims.clone());
             thread::spawn(move || {
-                if seg.release_block() {
+                if seg.release_extent() {
                     claimed(&seg, &claims);
                     cov.saw("a release claims the segment");
                 }
             })
         };
         let mut releasers = Vec::new();
-        let early = if late { blocks - 1 } else { blocks };
+        let early = if late { extents - 1 } else { extents };
         for _ in 0..early {
-            seg.add_block();
+            seg.add_extent();
         }
         for _ in 0..early {
             releasers.push(release(&seg));
         }
         if late {
-            seg.add_block();
+            seg.add_extent();
             releasers.push(release(&seg));
         }
         if seg.seal() {

@@ -1,5 +1,5 @@
 //! The synchronization primitives of the engine's lock-free protocols (the
-//! group commit and extent accounting in `segment`, a block's marks in
+//! group commit and extent accounting in `segment`, an extent's marks in
 //! `topic`).
 //!
 //! A normal build re-exports std's atomics and parking_lot's locks: the very
@@ -25,7 +25,7 @@ pub use self::model::{Condvar, Mutex};
 #[cfg(loom)]
 pub use loom::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
-/// A load of an atomic that only the calling thread stores (a block's
+/// A load of an atomic that only the calling thread stores (an extent's
 /// writer checking its own marks): exactly `load(order)`. Under loom it is
 /// an `unsync_load` instead, which loom checks too (it fails if another
 /// thread stores concurrently) and which, unlike a load, does not hide from

@@ -1,5 +1,5 @@
 //! Per-topic state: the chain of extents holding the topic's entries
-//! ([`Block`], behind the `blocks` lock), the writer's position at its tail
+//! ([`Extent`], behind the `extents` lock), the writer's position at its tail
 //! ([`Writer`], behind the writer mutex), and the consumer cursor
 //! ([`crate::read::Reader`], behind the reader mutex, owned by the read
 //! path).
@@ -20,38 +20,38 @@ use std::sync::Arc;
 /// an old offset with a new sequence number):
 /// - `written`: frames written to the file and counted by their segment's
 ///   group commit. Only the topic's writer advances it. A recovery
-///   checkpoint vouches for it after syncing the segment.
+///   recovery snapshot vouches for it after syncing the segment.
 /// - `readable`: frames readers may return. Under `SyncEach` the appender
 ///   publishes its frame here only once the frame is durable, so no reader
 ///   ever sees (or consumes) an entry a power loss can take; under the
 ///   other schedules the writer publishes it at once with `written`.
 ///
 /// `readable <= written` always, and neither moves backwards.
-pub struct Block {
+pub struct Extent {
     pub segment: Arc<Segment>,
     /// File offset of the first frame.
     pub data_start: u64,
     /// File offset one past the extent.
     pub end: u64,
-    pub block_seq: u64,
+    pub extent_seq: u64,
     pub first_seq: u64,
     written: AtomicU64,
     readable: AtomicU64,
     /// The segment group-commit ticket of the last frame written here (0:
-    /// none yet). Final once the block is sealed.
+    /// none yet). Final once the extent is sealed.
     last_ticket: AtomicU64,
-    /// The writer has moved to a later block; `written` is final.
+    /// The writer has moved to a later extent; `written` is final.
     sealed: AtomicBool,
-    /// A read found a damaged frame here: no checkpoint may vouch for this
+    /// A read found a damaged frame here: no recovery snapshot may vouch for this
     /// extent again, so the next open re-reads it and cuts it at the damage.
     damaged: AtomicBool,
 }
 
-/// A position in a block: the file offset after a frame and the sequence
-/// number after its last entry. Packed relative to the block's start (high
+/// A position in an extent: the file offset after a frame and the sequence
+/// number after its last entry. Packed relative to the extent's start (high
 /// half: entries, low half: bytes), which fits because an extent is at most
 /// `u32::MAX` bytes and every entry takes at least 4 of them. Packed marks
-/// of one block order as their positions do, so `fetch_max` advances one.
+/// of one extent order as their positions do, so `fetch_max` advances one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Mark {
     pub off: u64,
@@ -61,14 +61,14 @@ pub struct Mark {
 /// The largest extent a [`Mark`] can describe.
 pub const MAX_EXTENT_BYTES: u64 = u32::MAX as u64;
 
-impl Block {
+impl Extent {
     pub fn new(
         segment: Arc<Segment>,
         data_start: u64,
         end: u64,
-        block_seq: u64,
+        extent_seq: u64,
         first_seq: u64,
-    ) -> Block {
+    ) -> Extent {
         assert!(
             data_start <= end && end - data_start <= MAX_EXTENT_BYTES,
             "extent [{data_start}, {end}) too large for a mark"
@@ -78,11 +78,11 @@ impl Block {
             "extent ends at {end}, past its {}-byte segment",
             segment.size_bytes
         );
-        Block {
+        Extent {
             segment,
             data_start,
             end,
-            block_seq,
+            extent_seq,
             first_seq,
             written: AtomicU64::new(0),
             readable: AtomicU64::new(0),
@@ -107,7 +107,7 @@ impl Block {
         let entries = mark.seq - self.first_seq;
         assert!(
             mark.off <= self.end && mark.off >= self.data_start && entries <= u32::MAX as u64,
-            "mark {mark:?} outside block [{}, {}) from entry {}",
+            "mark {mark:?} outside extent [{}, {}) from entry {}",
             self.data_start,
             self.end,
             self.first_seq
@@ -141,11 +141,11 @@ impl Block {
         let before = self.written.load_own(Ordering::Relaxed);
         assert!(
             packed > before || (packed == 0 && before == 0),
-            "a block's writes only advance"
+            "an extent's writes only advance"
         );
         assert!(
             !self.sealed.load_own(Ordering::Acquire),
-            "no write after the block was sealed"
+            "no write after the extent was sealed"
         );
         self.last_ticket.store(ticket, Ordering::Release);
         self.written.store(packed, Ordering::Release);
@@ -206,57 +206,57 @@ impl Block {
 pub struct Writer {
     /// `None` until the first append after open, and after a failed write
     /// (the extent's tail may hold partial bytes; it is never written again).
-    pub block: Option<Arc<Block>>,
+    pub extent: Option<Arc<Extent>>,
     pub next_seq: u64,
-    pub next_block_seq: u64,
+    pub next_extent_seq: u64,
     /// Reused encoding buffer.
     pub buf: Vec<u8>,
-    /// `SyncEach` only: the topic's sealed blocks whose last frames are not
+    /// `SyncEach` only: the topic's sealed extents whose last frames are not
     /// readable yet (their appends were not acknowledged, or are being
     /// synced). An append is acknowledged only once these are durable too,
     /// for an acknowledged entry must never follow a hole that a power loss
     /// can open (recovery keeps a prefix); its acknowledgement then
-    /// publishes them. Usually empty; at most one per block switch in flight.
-    pub behind: Vec<Arc<Block>>,
+    /// publishes them. Usually empty; at most one per extent switch in flight.
+    pub behind: Vec<Arc<Extent>>,
 }
 
 pub struct Topic {
     pub name: String,
     pub writer: Mutex<Writer>,
-    pub blocks: RwLock<VecDeque<Arc<Block>>>,
+    pub extents: RwLock<VecDeque<Arc<Extent>>>,
     pub reader: Mutex<Reader>,
 }
 
 impl Topic {
     pub fn new(
         name: String,
-        blocks: VecDeque<Arc<Block>>,
+        extents: VecDeque<Arc<Extent>>,
         next_seq: u64,
-        next_block_seq: u64,
+        next_extent_seq: u64,
         cursor: u64,
     ) -> Topic {
         debug_assert!(next_seq >= cursor, "the cursor is never past the tail");
         debug_assert!(
-            blocks.front().is_none_or(|b| b.first_seq <= cursor)
-                && blocks.back().is_none_or(|b| b.first_seq <= next_seq),
+            extents.front().is_none_or(|b| b.first_seq <= cursor)
+                && extents.back().is_none_or(|b| b.first_seq <= next_seq),
             "the chain holds the cursor's entry and ends at the tail"
         );
         Topic {
             name,
             writer: Mutex::new(Writer {
-                block: None,
+                extent: None,
                 next_seq,
-                next_block_seq,
+                next_extent_seq,
                 buf: Vec::new(),
                 behind: Vec::new(),
             }),
-            blocks: RwLock::new(blocks),
+            extents: RwLock::new(extents),
             reader: Mutex::new(Reader::new(cursor)),
         }
     }
 }
 
-/// Exhaustive interleavings of a block's marks and of the checkpoint's
+/// Exhaustive interleavings of an extent's marks and of the recovery snapshot's
 /// snapshot (`make loom`; see `crate::sync`).
 #[cfg(all(test, loom))]
 mod loom_tests {
@@ -270,7 +270,7 @@ mod loom_tests {
     const DATA_START: u64 = 4096 + 64;
     const FIRST_SEQ: u64 = 10;
 
-    /// The marks a block passes through: where it starts, then after each
+    /// The marks an extent passes through: where it starts, then after each
     /// frame written. Offsets and sequence numbers differ from frame to
     /// frame, so a mark pairing one frame's offset with another's sequence
     /// number is recognised.
@@ -297,22 +297,22 @@ mod loom_tests {
             .unwrap_or_else(|| panic!("{mark:?} was never recorded"))
     }
 
-    fn block(file: Arc<dyn StorageFile>) -> Block {
+    fn extent(file: Arc<dyn StorageFile>) -> Extent {
         let segment = Arc::new(Segment::new(1, PathBuf::from("seg"), file, 1 << 20));
-        Block::new(segment, DATA_START, DATA_START + 4096, 0, FIRST_SEQ)
+        Extent::new(segment, DATA_START, DATA_START + 4096, 0, FIRST_SEQ)
     }
 
-    fn fake_block() -> Block {
-        block(Arc::new(FakeFile::new(None)))
+    fn fake_extent() -> Extent {
+        extent(Arc::new(FakeFile::new(None)))
     }
 
     /// A reader: `readable` then `written`, twice. Each is a recorded mark,
     /// neither moves backwards, and `readable <= written`.
-    fn observe(block: &Block, cov: &Coverage) {
+    fn observe(extent: &Extent, cov: &Coverage) {
         let (mut last_readable, mut last_written) = (0, 0);
         for _ in 0..2 {
-            let readable = index(block.readable());
-            let written = index(block.written());
+            let readable = index(extent.readable());
+            let written = index(extent.written());
             assert!(
                 readable <= written,
                 "readable {readable} beyond written {written}"
@@ -330,43 +330,43 @@ mod loom_tests {
     }
 
     #[test]
-    fn loom_block_marks_published_with_writes() {
+    fn loom_extent_marks_published_with_writes() {
         static COVERAGE: Coverage = Coverage::new(&[
             "a reader sees readable behind written",
             "a reader sees the last mark readable",
-            "the checkpoint sees a mark before the last",
-            "the checkpoint sees the block sealed",
+            "the snapshot sees a mark before the last",
+            "the snapshot sees the extent sealed",
         ]);
         explore(
-            "block, writer + reader + checkpointer",
+            "extent, writer + reader + snapshot writer",
             3,
             &COVERAGE,
             |cov| {
-                let block = LoomArc::new(fake_block());
+                let extent = LoomArc::new(fake_extent());
                 let writer = {
-                    let block = block.clone();
+                    let extent = extent.clone();
                     thread::spawn(move || {
                         for (ticket, mark) in MARKS.iter().enumerate().skip(1) {
-                            block.record_write(*mark, ticket as u64, true);
+                            extent.record_write(*mark, ticket as u64, true);
                         }
-                        block.seal();
+                        extent.seal();
                     })
                 };
                 let reader = {
-                    let block = block.clone();
-                    thread::spawn(move || observe(&block, cov))
+                    let extent = extent.clone();
+                    thread::spawn(move || observe(&extent, cov))
                 };
-                // The checkpoint's reads: sealed first, then the written mark
+                // The recovery snapshot's reads: sealed first, then the written mark
                 // (final once sealed), then the ticket of that mark's frame.
-                let sealed = block.is_sealed();
-                let end = index(block.written());
-                let ticket = block.last_ticket();
+                let sealed = extent.is_sealed();
+                let end = index(extent.written());
+                let ticket = extent.last_ticket();
                 if sealed {
                     assert_eq!(end, MARKS.len() - 1, "sealed, but written is not final");
-                    cov.saw("the checkpoint sees the block sealed");
+                    cov.saw("the snapshot sees the extent sealed");
                 }
                 if end == 1 {
-                    cov.saw("the checkpoint sees a mark before the last");
+                    cov.saw("the snapshot sees a mark before the last");
                 }
                 assert!(
                     ticket >= end as u64,
@@ -374,95 +374,95 @@ mod loom_tests {
                 );
                 writer.join().unwrap();
                 reader.join().unwrap();
-                assert!(block.fully_readable());
-                assert_eq!(block.last_ticket(), MARKS.len() as u64 - 1);
+                assert!(extent.fully_readable());
+                assert_eq!(extent.last_ticket(), MARKS.len() as u64 - 1);
             },
         );
     }
 
     #[test]
-    fn loom_block_publishers_out_of_order() {
+    fn loom_extent_publishers_out_of_order() {
         static COVERAGE: Coverage = Coverage::new(&[
             "a reader sees readable behind written",
             "a reader sees the last mark readable",
             "the later mark is published first",
         ]);
         explore(
-            "block, writer + 2 publishers + reader",
+            "extent, writer + 2 publishers + reader",
             2,
             &COVERAGE,
             |cov| {
-                let block = LoomArc::new(fake_block());
+                let extent = LoomArc::new(fake_extent());
                 let reader = {
-                    let block = block.clone();
-                    thread::spawn(move || observe(&block, cov))
+                    let extent = extent.clone();
+                    thread::spawn(move || observe(&extent, cov))
                 };
                 let mut publishers = Vec::new();
                 for (ticket, mark) in MARKS.iter().enumerate().skip(1) {
-                    block.record_write(*mark, ticket as u64, false);
-                    let (block, mark) = (block.clone(), *mark);
+                    extent.record_write(*mark, ticket as u64, false);
+                    let (extent, mark) = (extent.clone(), *mark);
                     publishers.push(thread::spawn(move || {
-                        block.publish(mark);
-                        if mark == MARKS[1] && block.readable() == MARKS[2] {
+                        extent.publish(mark);
+                        if mark == MARKS[1] && extent.readable() == MARKS[2] {
                             cov.saw("the later mark is published first");
                         }
                     }));
                 }
                 publishers.into_iter().for_each(|p| p.join().unwrap());
                 reader.join().unwrap();
-                assert_eq!(block.readable(), MARKS[2], "the furthest publication wins");
-                assert!(block.fully_readable());
+                assert_eq!(extent.readable(), MARKS[2], "the furthest publication wins");
+                assert!(extent.fully_readable());
             },
         );
     }
 
     /// The appender's steps in the engine's order (see `Inner::append`):
     /// the frame's bytes, the group-commit ticket, the recorded mark.
-    /// `mark_first` is the order that had the checkpoint vouch for bytes
+    /// `mark_first` is the order that had the recovery snapshot vouch for bytes
     /// no sync covered.
-    fn append(block: &Block, file: &FakeFile, frame: usize, mark_first: bool) {
+    fn append(extent: &Extent, file: &FakeFile, frame: usize, mark_first: bool) {
         file.write(frame as u32);
-        let sync = &block.segment.sync;
+        let sync = &extent.segment.sync;
         if mark_first {
-            block.record_write(MARKS[frame], frame as u64, true);
+            extent.record_write(MARKS[frame], frame as u64, true);
             sync.note_write();
         } else {
             let ticket = sync.note_write();
-            block.record_write(MARKS[frame], ticket, true);
+            extent.record_write(MARKS[frame], ticket, true);
         }
     }
 
-    /// A checkpoint (see `Inner::checkpoint`) racing the appender and a
+    /// A recovery snapshot (see `Inner::write_recovery_snapshot`) racing the appender and a
     /// sync round: it reads the written mark, then syncs through the
     /// segment's current ticket. Whatever it saw must be covered: the
     /// frames' tickets are at most that ticket, and the sync made their
     /// bytes durable.
-    fn checkpoint_snapshot(mark_first: bool, cov: &'static Coverage) {
+    fn snapshot_marks(mark_first: bool, cov: &'static Coverage) {
         let file = Arc::new(FakeFile::new(None));
-        let block = LoomArc::new(block(file.clone()));
+        let extent = LoomArc::new(extent(file.clone()));
         let writer = {
-            let (block, file) = (block.clone(), file.clone());
+            let (extent, file) = (extent.clone(), file.clone());
             thread::spawn(move || {
                 for frame in 1..MARKS.len() {
-                    append(&block, &file, frame, mark_first);
+                    append(&extent, &file, frame, mark_first);
                 }
             })
         };
-        // A sync round of the background thread, which the checkpoint's
+        // A sync round of the background thread, which the recovery snapshot's
         // sync may find already covering its ticket.
         let syncer = {
-            let block = block.clone();
-            thread::spawn(move || block.segment.sync_all().unwrap())
+            let extent = extent.clone();
+            thread::spawn(move || extent.segment.sync_all().unwrap())
         };
-        let end = index(block.written());
-        cov.saw(["the checkpoint sees mark 0", "the checkpoint sees mark 1"][end.min(1)]);
-        let sync = &block.segment.sync;
+        let end = index(extent.written());
+        cov.saw(["the snapshot sees mark 0", "the snapshot sees mark 1"][end.min(1)]);
+        let sync = &extent.segment.sync;
         let through = sync.current();
         assert!(
             end as u64 <= through,
-            "the checkpoint vouches for frame {end}, whose ticket is past {through}"
+            "the snapshot vouches for frame {end}, whose ticket is past {through}"
         );
-        sync.sync_through(through, &*block.segment.file).unwrap();
+        sync.sync_through(through, &*extent.segment.file).unwrap();
         for frame in 1..=end {
             assert!(
                 file.is_durable(frame as u32),
@@ -474,42 +474,39 @@ mod loom_tests {
     }
 
     #[test]
-    fn loom_checkpoint_covers_the_marks_it_saw() {
+    fn loom_recovery_snapshot_covers_the_marks_it_saw() {
         static COVERAGE: Coverage =
-            Coverage::new(&["the checkpoint sees mark 0", "the checkpoint sees mark 1"]);
+            Coverage::new(&["the snapshot sees mark 0", "the snapshot sees mark 1"]);
         explore(
-            "checkpoint, appender + sync round + checkpointer",
+            "snapshot, appender + sync round + snapshot writer",
             3,
             &COVERAGE,
-            |cov| checkpoint_snapshot(false, cov),
+            |cov| snapshot_marks(false, cov),
         );
     }
 
     /// The control: with the mark recorded before the ticket is taken (the
-    /// old order), the model must find a checkpoint vouching for a frame
+    /// old order), the model must find a recovery snapshot vouching for a frame
     /// that its sync does not cover.
     #[test]
-    fn loom_checkpoint_catches_the_mark_before_the_ticket() {
+    fn loom_recovery_snapshot_catches_the_mark_before_the_ticket() {
         static COVERAGE: Coverage = Coverage::new(&[]);
         // Quiet: the panic is the expected outcome.
         let hook = std::panic::take_hook();
         std::panic::set_hook(Box::new(|_| {}));
         let found = std::panic::catch_unwind(|| {
-            explore(
-                "checkpoint, the old order (must fail)",
-                3,
-                &COVERAGE,
-                |cov| checkpoint_snapshot(true, cov),
-            )
+            explore("snapshot, the old order (must fail)", 3, &COVERAGE, |cov| {
+                snapshot_marks(true, cov)
+            })
         });
         std::panic::set_hook(hook);
-        let panic = found.expect_err("loom found no checkpoint vouching for unsynced frames");
+        let panic = found.expect_err("loom found no snapshot vouching for unsynced frames");
         let message = panic
             .downcast_ref::<String>()
             .map(String::as_str)
             .or_else(|| panic.downcast_ref::<&str>().copied())
             .unwrap_or_default();
-        let expected = "the checkpoint vouches for frame 1, whose ticket is past 0";
+        let expected = "the snapshot vouches for frame 1, whose ticket is past 0";
         assert!(message.contains(expected), "another failure: {message}");
         eprintln!("loom: the old order fails as expected: {message}");
     }

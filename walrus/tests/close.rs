@@ -12,7 +12,7 @@ fn open(sim: &SimStorage, consistency: ReadConsistency, fsync: FsyncSchedule) ->
         .storage(Arc::new(sim.clone()))
         .quiet(true)
         .segment_bytes(32 * 1024)
-        .block_bytes(8 * 1024)
+        .extent_bytes(8 * 1024)
         .consistency(consistency)
         .fsync(fsync)
         .open()

@@ -73,8 +73,8 @@ fn builder(sim: &SimStorage, consistency: ReadConsistency, fsync: FsyncSchedule)
         .storage(Arc::new(sim.clone()))
         .quiet(true)
         .segment_bytes(16 * 1024)
-        .block_bytes(8 * 1024)
-        .checkpoint_every_bytes(8 * 1024)
+        .extent_bytes(8 * 1024)
+        .recovery_snapshot_every_bytes(8 * 1024)
         .consistency(consistency)
         .fsync(fsync)
 }
@@ -423,7 +423,7 @@ fn run_workload(w: &Workload, seed: u64, capture: Capture, max_images: usize) ->
 
 /// Pauses one storage sync in four and one write in sixteen before it runs:
 /// other appenders and readers then run between an append's write and its
-/// fsync, or between the writes of a block switch.
+/// fsync, or between the writes of an extent switch.
 fn perturb(sim: &SimStorage, seed: u64) {
     let rng = Mutex::new(Rng::new(seed ^ 0xDE1A));
     sim.set_before_op(move |kind, _| {
@@ -1348,7 +1348,7 @@ fn big_entry(i: usize) -> Vec<u8> {
 
 fn one_topic(sim: &SimStorage, consistency: ReadConsistency) -> Walrus {
     builder(sim, consistency, FsyncSchedule::SyncEach)
-        .checkpoint_every_bytes(0)
+        .recovery_snapshot_every_bytes(0)
         .open()
         .unwrap()
 }
@@ -1405,7 +1405,7 @@ fn sync_each_entry_acked_in_a_new_segment_survives_while_the_old_segment_was_uns
     }
 }
 
-/// A running checkpoint read a block's end offset and sequence number as two
+/// A running checkpoint read an extent's end offset and sequence number as two
 /// atomics, so an append between the two loads could pair an old offset with
 /// a new sequence number: recovery then trusted an entry that is not there
 /// (the topic wedged, later extents cut out). A process-crash image right

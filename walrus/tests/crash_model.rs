@@ -114,9 +114,9 @@ fn open(sim: &SimStorage, consistency: ReadConsistency, fsync: FsyncSchedule) ->
         .storage(std::sync::Arc::new(sim.clone()))
         .quiet(true)
         .segment_bytes(64 * 1024)
-        .block_bytes(8 * 1024)
+        .extent_bytes(8 * 1024)
         // A running recovery checkpoint every other extent or so.
-        .checkpoint_every_bytes(16 * 1024)
+        .recovery_snapshot_every_bytes(16 * 1024)
         .consistency(consistency)
         .fsync(fsync)
         .open()

@@ -21,7 +21,7 @@ fn open(sim: &SimStorage) -> walrus_wal::Result<Walrus> {
         .storage(Arc::new(sim.clone()))
         .quiet(true)
         .segment_bytes(32 * 1024)
-        .block_bytes(8 * 1024)
+        .extent_bytes(8 * 1024)
         .consistency(ReadConsistency::StrictlyAtOnce)
         .fsync(FsyncSchedule::SyncEach)
         .open()

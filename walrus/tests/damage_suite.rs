@@ -42,7 +42,7 @@ fn builder(root: &Path, backend: Backend) -> walrus_wal::WalrusBuilder {
         .backend(backend)
         .quiet(true)
         .segment_bytes(32 << 10)
-        .block_bytes(8 << 10)
+        .extent_bytes(8 << 10)
         .fsync(FsyncSchedule::NoFsync)
         .consistency(ReadConsistency::StrictlyAtOnce)
 }

@@ -93,9 +93,9 @@ fn open(sim: &SimStorage, mode: Mode) -> walrus_wal::Result<Walrus> {
         .storage(Arc::new(sim.clone()))
         .quiet(true)
         .segment_bytes(32 * 1024)
-        .block_bytes(8 * 1024)
+        .extent_bytes(8 * 1024)
         // A recovery checkpoint now and then, so that recovery reads one.
-        .checkpoint_every_bytes(16 * 1024)
+        .recovery_snapshot_every_bytes(16 * 1024)
         .consistency(mode.consistency)
         .fsync(mode.fsync)
         .open()

@@ -15,7 +15,7 @@ fn open(sim: &SimStorage, consistency: ReadConsistency) -> walrus_wal::Result<Wa
         .storage(Arc::new(sim.clone()))
         .quiet(true)
         .segment_bytes(64 * 1024)
-        .block_bytes(8 * 1024)
+        .extent_bytes(8 * 1024)
         .fsync(FsyncSchedule::SyncEach)
         .consistency(consistency)
         .open()

@@ -31,7 +31,7 @@ fn builder(data_dir: &Path, backend: Backend) -> WalrusBuilder {
         .backend(backend)
         .quiet(true)
         .segment_bytes(SEGMENT_BYTES)
-        .block_bytes(EXTENT_BYTES)
+        .extent_bytes(EXTENT_BYTES)
         .fsync(FsyncSchedule::SyncEach)
         .consistency(ReadConsistency::StrictlyAtOnce)
 }

@@ -7,7 +7,7 @@ use common::*;
 use walrus_wal::Error;
 
 #[test]
-fn empty_and_larger_than_block_entries_round_trip() {
+fn empty_and_larger_than_extent_entries_round_trip() {
     for backend in BACKENDS {
         let dir = tempfile::tempdir().unwrap();
         let big: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect(); // > 16 KiB extent

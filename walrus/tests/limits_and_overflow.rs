@@ -59,7 +59,7 @@ fn sim_open(sim: &SimStorage) -> Walrus {
         .storage(Arc::new(sim.clone()))
         .quiet(true)
         .segment_bytes(64 * 1024)
-        .block_bytes(8 * 1024)
+        .extent_bytes(8 * 1024)
         .fsync(FsyncSchedule::SyncEach)
         .open()
         .expect("open")

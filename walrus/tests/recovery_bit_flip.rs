@@ -44,7 +44,7 @@ fn a_flipped_bit_drops_that_entry_and_later_topics_survive() {
 }
 
 #[test]
-fn a_flipped_bit_in_a_block_header_spares_other_topics() {
+fn a_flipped_bit_in_an_extent_header_spares_other_topics() {
     for backend in BACKENDS {
         let dir = tempfile::tempdir().unwrap();
         let wal_dir = dir.path().join("default");

@@ -14,8 +14,8 @@ fn open(sim: &SimStorage) -> Walrus {
         .quiet(true)
         // One extent per segment: each topic's extent lands in its own file.
         .segment_bytes(16 * 1024)
-        .block_bytes(8 * 1024)
-        .checkpoint_every_bytes(0)
+        .extent_bytes(8 * 1024)
+        .recovery_snapshot_every_bytes(0)
         .consistency(ReadConsistency::StrictlyAtOnce)
         .fsync(FsyncSchedule::SyncEach)
         .open()

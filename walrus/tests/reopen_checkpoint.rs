@@ -79,7 +79,7 @@ fn a_crash_reopen_skips_what_a_running_checkpoint_vouched_for() {
             let dir = tempfile::tempdir().unwrap();
             let wal = builder(dir.path(), backend)
                 .fsync(fsync)
-                .checkpoint_every_bytes(64 * 1024)
+                .recovery_snapshot_every_bytes(64 * 1024)
                 .open()
                 .unwrap();
             let ckpt = dir.path().join("default").join("recovery.ckpt");

@@ -14,15 +14,15 @@ use std::time::{Duration, Instant};
 /// returns segments that became empty.
 pub(super) fn release_consumed(topic: &Topic, consumed: u64) -> Vec<Arc<Segment>> {
     let mut deletable = Vec::new();
-    let mut blocks = topic.blocks.write();
-    while let Some(front) = blocks.front() {
+    let mut extents = topic.extents.write();
+    while let Some(front) = extents.front() {
         if !front.is_sealed() || front.written().seq > consumed {
             break;
         }
-        let block = blocks.pop_front().expect("front exists");
-        block.evict();
-        if block.segment.release_block() {
-            deletable.push(block.segment.clone());
+        let extent = extents.pop_front().expect("front exists");
+        extent.evict();
+        if extent.segment.release_extent() {
+            deletable.push(extent.segment.clone());
         }
     }
     deletable
@@ -30,7 +30,7 @@ pub(super) fn release_consumed(topic: &Topic, consumed: u64) -> Vec<Arc<Segment>
 
 impl Inner {
     /// Retires a segment whose entries are all consumed: it is no longer
-    /// synced or checkpointed, and the background thread deletes the file
+    /// synced or vouched for, and the background thread deletes the file
     /// and, normally, drops the last reference to it. That last drop closes
     /// the file, and the kernel then frees its cached pages on the dropping
     /// thread: about a tenth of a consumer's CPU when it was the consumer's
@@ -58,9 +58,9 @@ impl Inner {
 }
 
 /// The background thread. It deletes consumed segments; under
-/// `Milliseconds(n)` it runs a sync round every n ms (a checkpoint included
+/// `Milliseconds(n)` it runs a sync round every n ms (a recovery snapshot included
 /// when one is due) and once more when stopped; under `SyncEach` it writes
-/// the checkpoints the appenders ask for.
+/// the recovery snapshots the appenders ask for.
 #[derive(Clone, Copy, PartialEq, Eq, Default)]
 enum Stop {
     #[default]
@@ -72,7 +72,7 @@ enum Stop {
 #[derive(Default)]
 pub(super) struct SignalState {
     stop: Stop,
-    pub(super) checkpoint: bool,
+    pub(super) snapshot: bool,
     /// Consumed segments to delete.
     pub(super) reclaim: Vec<Arc<Segment>>,
 }
@@ -104,15 +104,15 @@ impl Background {
 
     fn run(inner: &Inner, interval: Option<Duration>) -> Result<()> {
         // When the next sync round is due (never without an interval). Other
-        // wake-ups (deletions, checkpoint requests) do not move it, so they
+        // wake-ups (deletions, recovery snapshot requests) do not move it, so they
         // add no sync rounds to the schedule.
         // An interval too long for `Instant` (`Milliseconds(u64::MAX)`)
         // means no timed round at all.
         let mut next_round = interval.and_then(|every| Instant::now().checked_add(every));
         loop {
-            let (stop, checkpoint, reclaim) = {
+            let (stop, snapshot, reclaim) = {
                 let mut state = inner.signal.state.lock();
-                if state.stop == Stop::No && !state.checkpoint && state.reclaim.is_empty() {
+                if state.stop == Stop::No && !state.snapshot && state.reclaim.is_empty() {
                     match next_round {
                         Some(at) => {
                             inner.signal.wake.wait_until(&mut state, at);
@@ -122,7 +122,7 @@ impl Background {
                 }
                 (
                     state.stop,
-                    std::mem::take(&mut state.checkpoint),
+                    std::mem::take(&mut state.snapshot),
                     std::mem::take(&mut state.reclaim),
                 )
             };
@@ -134,8 +134,8 @@ impl Background {
             }
             let round_due =
                 next_round.is_some_and(|at| stop == Stop::Flush || Instant::now() >= at);
-            let round = if checkpoint && stop == Stop::No {
-                inner.checkpoint()
+            let round = if snapshot && stop == Stop::No {
+                inner.write_recovery_snapshot()
             } else if round_due {
                 next_round = interval.and_then(|every| Instant::now().checked_add(every));
                 inner.sync_round()

@@ -13,8 +13,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 const DEFAULT_SEGMENT_BYTES: u64 = 64 << 20;
-const DEFAULT_BLOCK_BYTES: u64 = 1 << 20;
-const DEFAULT_CHECKPOINT_EVERY: u64 = 64 << 20;
+const DEFAULT_EXTENT_BYTES: u64 = 1 << 20;
+const DEFAULT_SNAPSHOT_EVERY: u64 = 64 << 20;
 const DEFAULT_DATA_DIR: &str = "wal_files";
 const DEFAULT_KEY: &str = "default";
 /// The largest segment: every extent must fit a [`crate::topic::Mark`] (and
@@ -31,8 +31,8 @@ pub struct WalrusBuilder {
     pub(super) fsync: FsyncSchedule,
     pub(super) backend: Backend,
     pub(super) segment_bytes: u64,
-    pub(super) block_bytes: u64,
-    pub(super) checkpoint_every: u64,
+    pub(super) extent_bytes: u64,
+    pub(super) snapshot_every: u64,
     pub(super) quiet: bool,
     #[cfg(feature = "test-support")]
     pub(super) storage: Option<StorageOverride>,
@@ -58,8 +58,8 @@ impl Default for WalrusBuilder {
             fsync: FsyncSchedule::Milliseconds(200),
             backend: Backend::Fd,
             segment_bytes: DEFAULT_SEGMENT_BYTES,
-            block_bytes: DEFAULT_BLOCK_BYTES,
-            checkpoint_every: DEFAULT_CHECKPOINT_EVERY,
+            extent_bytes: DEFAULT_EXTENT_BYTES,
+            snapshot_every: DEFAULT_SNAPSHOT_EVERY,
             quiet: false,
             #[cfg(feature = "test-support")]
             storage: None,
@@ -107,23 +107,40 @@ impl WalrusBuilder {
         self
     }
 
-    /// Default extent a topic reserves at a time (default 1 MiB).
-    pub fn block_bytes(mut self, bytes: u64) -> Self {
-        self.block_bytes = bytes;
+    /// Size of the extent a topic takes at a time (default 1 MiB, a
+    /// multiple of 4 KiB and at least 8 KiB); a larger entry gets an extent
+    /// sized to fit it.
+    pub fn extent_bytes(mut self, bytes: u64) -> Self {
+        self.extent_bytes = bytes;
         self
+    }
+
+    /// The old name of [`WalrusBuilder::extent_bytes`] ("block" was the
+    /// old word for an extent). It is to become `#[deprecated]` once no
+    /// crate of the workspace calls it (walrus-async's tests still do).
+    pub fn block_bytes(self, bytes: u64) -> Self {
+        self.extent_bytes(bytes)
     }
 
     /// A sync round (the `Milliseconds` flusher's, an explicit `sync()`, or
     /// under `SyncEach` one the background thread runs for this purpose)
-    /// also writes a recovery checkpoint once this much new extent space
+    /// also writes a recovery snapshot once this much new extent space
     /// (default 64 MiB) was handed out since the last one. An open after a
-    /// crash then re-reads only what was written after that checkpoint (plus
+    /// crash then re-reads only what was written after that recovery snapshot (plus
     /// each topic's current extent), not the whole log. 0 writes one only at
-    /// a clean close. No checkpoint ever needs a sync the schedule would not
+    /// a clean close. No recovery snapshot ever needs a sync the schedule would not
     /// do anyway, except under `SyncEach`, where everything is synced already.
-    pub fn checkpoint_every_bytes(mut self, bytes: u64) -> Self {
-        self.checkpoint_every = bytes;
+    pub fn recovery_snapshot_every_bytes(mut self, bytes: u64) -> Self {
+        self.snapshot_every = bytes;
         self
+    }
+
+    /// The old name of [`WalrusBuilder::recovery_snapshot_every_bytes`]:
+    /// the recovery snapshot was called the recovery checkpoint, which
+    /// "checkpoint", the consume flag of `read_next`, now only means.
+    #[deprecated(note = "renamed recovery_snapshot_every_bytes")]
+    pub fn checkpoint_every_bytes(self, bytes: u64) -> Self {
+        self.recovery_snapshot_every_bytes(bytes)
     }
 
     /// Suppresses the backend line logged at open.
@@ -158,19 +175,19 @@ impl WalrusBuilder {
 
     pub(super) fn validate(&self) -> Result<()> {
         crate::key::encode(&self.key)?;
-        let block_ok =
-            self.block_bytes >= 2 * EXTENT_UNIT && self.block_bytes.is_multiple_of(EXTENT_UNIT);
-        if !block_ok
-            || self.segment_bytes < self.block_bytes + EXTENT_UNIT
+        let extent_ok =
+            self.extent_bytes >= 2 * EXTENT_UNIT && self.extent_bytes.is_multiple_of(EXTENT_UNIT);
+        if !extent_ok
+            || self.segment_bytes < self.extent_bytes + EXTENT_UNIT
             || self.segment_bytes > MAX_SEGMENT_BYTES
             || !self.segment_bytes.is_multiple_of(EXTENT_UNIT)
         {
             return Err(Error::InvalidInput(format!(
-                "segment of {} bytes and block of {} bytes: both must be multiples of {EXTENT_UNIT}, \
-                 the block at least {}, and the segment larger than one block and at most \
+                "segment of {} bytes and extent of {} bytes: both must be multiples of {EXTENT_UNIT}, \
+                 the extent at least {}, and the segment larger than one extent and at most \
                  {MAX_SEGMENT_BYTES} bytes",
                 self.segment_bytes,
-                self.block_bytes,
+                self.extent_bytes,
                 2 * EXTENT_UNIT
             )));
         }

@@ -7,7 +7,7 @@
 //! - `pending`: the public group-commit API ([`PendingWrite`],
 //!   [`SegmentSync`], [`SyncLead`]);
 //! - `read`: reads and cursor persistence;
-//! - `flush`: sync rounds and running recovery checkpoints;
+//! - `flush`: sync rounds and running recovery snapshots;
 //! - `background`: the background thread and segment reclamation.
 
 mod background;
@@ -52,17 +52,17 @@ struct Inner {
     storage: Arc<dyn Storage>,
     consistency: ReadConsistency,
     fsync: FsyncSchedule,
-    block_bytes: u64,
+    extent_bytes: u64,
     max_frame_bytes: u64,
     topics: RwLock<HashMap<String, Arc<Topic>>>,
     alloc: Mutex<Allocator>,
     segments: Mutex<BTreeMap<u64, Arc<Segment>>>,
     cursors: CursorStore,
-    /// Extent bytes allocated since the last running checkpoint.
-    since_checkpoint: AtomicU64,
-    checkpoint_every: u64,
-    /// Held while a checkpoint is taken and written (one file, one writer).
-    checkpointing: Mutex<()>,
+    /// Extent bytes allocated since the last running recovery snapshot.
+    since_snapshot: AtomicU64,
+    snapshot_every: u64,
+    /// Held while a recovery snapshot is taken and written (one file, one writer).
+    snapshotting: Mutex<()>,
     signal: Signal,
     failed: AtomicBool,
     failure: Mutex<Option<String>>,
@@ -246,7 +246,7 @@ impl Walrus {
 
 impl Walrus {
     /// Closes the instance, reporting what dropping it only logs: a failed
-    /// final flush (`Milliseconds`), cursor persist or recovery checkpoint.
+    /// final flush (`Milliseconds`), cursor persist or recovery snapshot.
     /// Every step runs even when an earlier one failed; the first error is
     /// returned. Appends acknowledged before a failed close are as durable
     /// as the schedule promised, no more: call [`Walrus::sync`] first to
@@ -258,7 +258,7 @@ impl Walrus {
     /// The clean-close work, done once (by `close` or by `Drop`): stops the
     /// background thread after its last flush, persists the cursors of
     /// consumed but unpersisted entries, and writes a last recovery
-    /// checkpoint. Each failure is logged too.
+    /// recovery snapshot. Each failure is logged too.
     fn shut_down(&mut self) -> Result<()> {
         let flushed = match self.background.take() {
             Some(background) => background.stop(!self.crashed),
@@ -271,11 +271,11 @@ impl Walrus {
         if let Err(e) = &cursors {
             tracing::warn!("walrus: persisting cursors at close failed: {e}");
         }
-        let checkpoint = self.inner.checkpoint();
-        if let Err(e) = &checkpoint {
-            tracing::warn!("walrus: no recovery checkpoint at close ({e}); the next open scans");
+        let snapshot = self.inner.write_recovery_snapshot();
+        if let Err(e) = &snapshot {
+            tracing::warn!("walrus: no recovery snapshot at close ({e}); the next open scans");
         }
-        flushed.and(cursors).and(checkpoint)
+        flushed.and(cursors).and(snapshot)
     }
 }
 

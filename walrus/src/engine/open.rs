@@ -36,15 +36,10 @@ impl Walrus {
             tracing::info!("walrus: {} at {}", storage.describe(), dir.display());
         }
         let (cursors, mut positions, cursor_damage) = CursorStore::open(storage.clone(), &dir)?;
-        let checkpoint = crate::checkpoint::take(&*storage, &dir)?;
+        let snapshot = crate::recovery_snapshot::take(&*storage, &dir)?;
         let cursors_lost = cursor_damage.positions_lost;
-        let recovered = recovery::recover(
-            &*storage,
-            &dir,
-            &positions,
-            cursors_lost,
-            checkpoint.as_ref(),
-        )?;
+        let recovered =
+            recovery::recover(&*storage, &dir, &positions, cursors_lost, snapshot.as_ref())?;
         let report = log_damage(recovered.report, cursor_damage.found);
         sync_recovered(&recovered.segments)?;
         let (topics, mut deletable) = reconcile(recovered.topics, &mut positions, cursors_lost);
@@ -59,7 +54,7 @@ impl Walrus {
             storage,
             consistency: b.consistency,
             fsync: b.fsync,
-            block_bytes: b.block_bytes,
+            extent_bytes: b.extent_bytes,
             // A frame larger than a segment gets a segment of its own (the
             // allocator sizes it), up to the largest one a mark describes.
             max_frame_bytes: MAX_SEGMENT_BYTES - 2 * EXTENT_UNIT,
@@ -67,9 +62,9 @@ impl Walrus {
             alloc: Mutex::new(Allocator::new(recovered.next_segment_id, b.segment_bytes)),
             segments: Mutex::new(recovered.segments),
             cursors,
-            since_checkpoint: AtomicU64::new(0),
-            checkpoint_every: b.checkpoint_every,
-            checkpointing: Mutex::new(()),
+            since_snapshot: AtomicU64::new(0),
+            snapshot_every: b.snapshot_every,
+            snapshotting: Mutex::new(()),
             signal: Signal::default(),
             failed: AtomicBool::new(false),
             failure: Mutex::new(None),
@@ -157,15 +152,15 @@ fn reconcile(
         if cursors_lost {
             // A cursor lost with a damaged cursor file restarts at the
             // oldest entry kept (never below it: that one was reclaimed).
-            cursor = cursor.max(state.blocks.front().map_or(0, |b| b.first_seq));
+            cursor = cursor.max(state.extents.front().map_or(0, |b| b.first_seq));
         }
-        debug_assert!(state.blocks.front().is_none_or(|b| b.first_seq <= cursor));
+        debug_assert!(state.extents.front().is_none_or(|b| b.first_seq <= cursor));
         positions.insert(name.clone(), cursor);
         let topic = Topic::new(
             name.clone(),
-            state.blocks,
+            state.extents,
             state.next_seq.max(cursor),
-            state.next_block_seq,
+            state.next_extent_seq,
             cursor,
         );
         deletable.extend(release_consumed(&topic, cursor));

@@ -6,7 +6,7 @@
 use super::Inner;
 use crate::segment::Segment;
 use crate::store::{Error, Result};
-use crate::topic::{Block, Mark};
+use crate::topic::{Extent, Mark};
 use std::os::fd::BorrowedFd;
 use std::sync::Arc;
 
@@ -30,12 +30,12 @@ pub struct PendingWrite {
 }
 
 /// The frames an acknowledged `SyncEach` append makes readable: its own, and
-/// those of the topic's earlier blocks that were not readable yet (whose
+/// those of the topic's earlier extents that were not readable yet (whose
 /// durability it waits for too).
 pub(super) struct Publication {
-    pub(super) block: Arc<Block>,
+    pub(super) extent: Arc<Extent>,
     pub(super) mark: Mark,
-    pub(super) behind: Vec<Arc<Block>>,
+    pub(super) behind: Vec<Arc<Extent>>,
 }
 
 impl Publication {
@@ -47,10 +47,10 @@ impl Publication {
 
     /// Makes the frames readable; the caller has checked they are durable.
     fn publish(self) {
-        for block in &self.behind {
-            block.publish(block.written());
+        for extent in &self.behind {
+            extent.publish(extent.written());
         }
-        self.block.publish(self.mark);
+        self.extent.publish(self.mark);
     }
 }
 
@@ -69,7 +69,7 @@ impl PendingWrite {
     }
 
     /// Whether durability needs more than a sync of [`PendingWrite::segment`]
-    /// through [`PendingWrite::ticket`]: the topic's previous block lives in
+    /// through [`PendingWrite::ticket`]: the topic's previous extent lives in
     /// another segment and its last frames are not durable yet. A driver
     /// that syncs segments itself then calls [`PendingWrite::wait`] where
     /// blocking is allowed.
@@ -100,12 +100,12 @@ impl PendingWrite {
         if let Some(sync) = &self.sync {
             sync.sync_append(self.ticket)?;
             if let Some(publication) = &self.publication {
-                for block in &publication.behind {
-                    let ticket = block.last_ticket();
-                    if !block.segment.sync.is_synced(ticket) {
+                for extent in &publication.behind {
+                    let ticket = extent.last_ticket();
+                    if !extent.segment.sync.is_synced(ticket) {
                         let behind = SegmentSync {
                             inner: sync.inner.clone(),
-                            segment: block.segment.clone(),
+                            segment: extent.segment.clone(),
                         };
                         behind.sync_through(ticket)?;
                     }

@@ -4,11 +4,11 @@
 
 use super::pending::Publication;
 use super::Inner;
-use crate::format::{align_up, encode_frame, frame_len, BlockHeader, ALIGN};
+use crate::format::{align_up, encode_frame, frame_len, ExtentHeader, ALIGN};
 use crate::segment::{Segment, EXTENT_UNIT};
 use crate::storage::StorageFile;
 use crate::store::{validate_batch_len, validate_topic, Error, FsyncSchedule, Result};
-use crate::topic::{Block, Mark, Topic, Writer};
+use crate::topic::{Extent, Mark, Topic, Writer};
 use std::sync::Arc;
 
 /// What the write step of an append leaves for the durability step.
@@ -65,24 +65,24 @@ impl Inner {
         let topic = self.topic(topic_name)?;
         let mut w = topic.writer.lock();
         let need = align_up(len, ALIGN);
-        let block = match &w.block {
+        let extent = match &w.extent {
             Some(b) if b.room() >= need => b.clone(),
-            _ => self.new_block(&topic, &mut w, need)?,
+            _ => self.new_extent(&topic, &mut w, need)?,
         };
-        let at = block.written();
-        debug_assert!(block.room() >= need, "the frame fits its extent");
+        let at = extent.written();
+        debug_assert!(extent.room() >= need, "the frame fits its extent");
         let first_seq = w.next_seq;
-        if let Err(e) = write_frame(&block, &mut w.buf, at.off, need, first_seq, payloads) {
+        if let Err(e) = write_frame(&extent, &mut w.buf, at.off, need, first_seq, payloads) {
             // The extent's tail may now hold a partial frame: never write
             // after it again.
-            w.block = None;
-            self.retire_block(&mut w, block.clone());
+            w.extent = None;
+            self.retire_extent(&mut w, extent.clone());
             return Err(Error::io(
-                format!("appending to {}", block.segment.path.display()),
+                format!("appending to {}", extent.segment.path.display()),
                 e,
             ));
         }
-        Ok(self.record_written(&mut w, block, at.off + need, payloads.len() as u64))
+        Ok(self.record_written(&mut w, extent, at.off + need, payloads.len() as u64))
     }
 
     /// Refuses a frame of `len` bytes larger than any extent can hold.
@@ -108,66 +108,77 @@ impl Inner {
     }
 
     /// Records a frame of `entries` entries written up to `end`: the
-    /// topic's next sequence number, the block's written mark, the ticket
+    /// topic's next sequence number, the extent's written mark, the ticket
     /// its durability waits for, and (`SyncEach`) what to publish then.
     // The steps of `write` are inlined into it: as calls of their own they
     // cost about 47 instructions per 1 KiB append, 3% (callgrind,
     // `examples/append_cost.rs`).
     #[inline(always)]
-    fn record_written(&self, w: &mut Writer, block: Arc<Block>, end: u64, entries: u64) -> Written {
+    fn record_written(
+        &self,
+        w: &mut Writer,
+        extent: Arc<Extent>,
+        end: u64,
+        entries: u64,
+    ) -> Written {
         let sync_each = self.fsync == FsyncSchedule::SyncEach;
-        debug_assert!(end > block.written().off, "a frame moves the mark forward");
+        debug_assert!(end > extent.written().off, "a frame moves the mark forward");
         w.next_seq += entries;
         let mark = Mark {
             off: end,
             seq: w.next_seq,
         };
-        // The ticket is taken before the frame is recorded: a checkpoint
+        // The ticket is taken before the frame is recorded: a recovery snapshot
         // that sees the frame then also finds it counted, so the sync it
         // runs before vouching covers the frame.
-        let ticket = block.segment.sync.note_write();
-        block.record_write(mark, ticket, !sync_each);
+        let ticket = extent.segment.sync.note_write();
+        extent.record_write(mark, ticket, !sync_each);
         let publication = sync_each.then(|| {
             w.behind.retain(|b| !b.fully_readable());
             Publication {
-                block: block.clone(),
+                extent: extent.clone(),
                 mark,
                 behind: w.behind.clone(),
             }
         });
         Written {
-            segment: block.segment.clone(),
+            segment: extent.segment.clone(),
             ticket,
             publication,
         }
     }
 
-    /// The writer is done with `block`: no frame is written there again.
-    /// Under `SyncEach` a block whose last frames are not readable yet is
+    /// The writer is done with `extent`: no frame is written there again.
+    /// Under `SyncEach` an extent whose last frames are not readable yet is
     /// kept in `behind`, so that later appends wait for them.
-    pub(super) fn retire_block(&self, w: &mut Writer, block: Arc<Block>) {
-        block.seal();
+    pub(super) fn retire_extent(&self, w: &mut Writer, extent: Arc<Extent>) {
+        extent.seal();
         // The writer is done with it; readers fault back what they need.
-        block.evict();
-        if self.fsync == FsyncSchedule::SyncEach && !block.fully_readable() {
-            w.behind.push(block);
+        extent.evict();
+        if self.fsync == FsyncSchedule::SyncEach && !extent.fully_readable() {
+            w.behind.push(extent);
         }
     }
 
     /// Gives the topic a fresh extent with room for a frame of `need` bytes.
-    pub(super) fn new_block(&self, topic: &Topic, w: &mut Writer, need: u64) -> Result<Arc<Block>> {
-        let data_offset = BlockHeader::data_offset(topic.name.len());
+    pub(super) fn new_extent(
+        &self,
+        topic: &Topic,
+        w: &mut Writer,
+        need: u64,
+    ) -> Result<Arc<Extent>> {
+        let data_offset = ExtentHeader::data_offset(topic.name.len());
         let extent_len = self
-            .block_bytes
+            .extent_bytes
             .max(align_up(data_offset + need, EXTENT_UNIT));
-        let header = BlockHeader {
+        let header = ExtentHeader {
             topic: topic.name.clone(),
             extent_len,
-            block_seq: w.next_block_seq,
+            extent_seq: w.next_extent_seq,
             first_entry_seq: w.next_seq,
         };
         let mut deletable = None;
-        let extent = self.alloc.lock().allocate(
+        let allocation = self.alloc.lock().allocate(
             &*self.storage,
             &self.dir,
             &header,
@@ -179,34 +190,34 @@ impl Inner {
         if let Some(segment) = deletable {
             self.delete_segment(&segment);
         }
-        let start = extent.start;
+        let start = allocation.start;
         debug_assert!(
             data_offset + need <= extent_len,
             "the new extent holds its header and the frame"
         );
-        let block = Arc::new(Block::new(
-            extent.segment,
+        let extent = Arc::new(Extent::new(
+            allocation.segment,
             start + data_offset,
             start + extent_len,
-            w.next_block_seq,
+            w.next_extent_seq,
             w.next_seq,
         ));
-        w.next_block_seq += 1;
-        topic.blocks.write().push_back(block.clone());
-        self.count_toward_checkpoint(extent_len);
-        if let Some(old) = w.block.replace(block.clone()) {
-            self.retire_block(w, old);
+        w.next_extent_seq += 1;
+        topic.extents.write().push_back(extent.clone());
+        self.count_toward_snapshot(extent_len);
+        if let Some(old) = w.extent.replace(extent.clone()) {
+            self.retire_extent(w, old);
         }
-        Ok(block)
+        Ok(extent)
     }
 }
 
 /// Writes the frame of `payloads` (first entry `first_seq`, `need` bytes
-/// padded) at `off` in `block`'s segment: encoded into `buf` and written
+/// padded) at `off` in `extent`'s segment: encoded into `buf` and written
 /// with one call, or streamed from the payloads when large.
 #[inline(always)]
 fn write_frame(
-    block: &Block,
+    extent: &Extent,
     buf: &mut Vec<u8>,
     off: u64,
     need: u64,
@@ -216,8 +227,8 @@ fn write_frame(
     if need <= STREAMED_FRAME_BYTES {
         encode_frame(buf, first_seq, payloads);
         assert_eq!(buf.len() as u64, need, "frame length as computed");
-        block.segment.file.write_all_at(buf, off)
+        extent.segment.file.write_all_at(buf, off)
     } else {
-        write_streamed_frame(&*block.segment.file, buf, off, first_seq, payloads)
+        write_streamed_frame(&*extent.segment.file, buf, off, first_seq, payloads)
     }
 }

@@ -21,12 +21,12 @@ use crate::crc::crc64;
 use crate::store::MAX_TOPIC_LEN;
 
 /// The magic of a live extent's header.
-pub const BLOCK_MAGIC: [u8; 4] = *b"WBLK";
-/// The magic recovery writes over [`BLOCK_MAGIC`] when it cuts an extent out
+pub const EXTENT_MAGIC: [u8; 4] = *b"WBLK";
+/// The magic recovery writes over [`EXTENT_MAGIC`] when it cuts an extent out
 /// of its topic's chain. The rest of the header is left as it was, so its
 /// checksum (computed with `WBLK`) still holds once the magic is read back
 /// as `WBLK`.
-pub const DEAD_BLOCK_MAGIC: [u8; 4] = *b"WDED";
+pub const DEAD_EXTENT_MAGIC: [u8; 4] = *b"WDED";
 
 /// Offset of the magic.
 pub const EXTENT_MAGIC_AT: usize = 0;
@@ -41,51 +41,51 @@ pub const EXTENT_FIRST_ENTRY_AT: usize = 24;
 /// Offset of the checksum (of the bytes before it, then the topic name).
 pub const EXTENT_CRC_AT: usize = 32;
 /// Offset of the topic name; also the length of the header's fixed part.
-pub const BLOCK_HEADER_FIXED_LEN: usize = 40;
+pub const EXTENT_HEADER_FIXED_LEN: usize = 40;
 
 const_assert_layout!(EXTENT_TOPIC_LEN_AT, EXTENT_MAGIC_AT, 4);
 const_assert_layout!(EXTENT_LEN_AT, EXTENT_TOPIC_LEN_AT, 4); // length + reserved u16
 const_assert_layout!(EXTENT_SEQ_AT, EXTENT_LEN_AT, 8);
 const_assert_layout!(EXTENT_FIRST_ENTRY_AT, EXTENT_SEQ_AT, 8);
 const_assert_layout!(EXTENT_CRC_AT, EXTENT_FIRST_ENTRY_AT, 8);
-const_assert_layout!(BLOCK_HEADER_FIXED_LEN, EXTENT_CRC_AT, 8);
+const_assert_layout!(EXTENT_HEADER_FIXED_LEN, EXTENT_CRC_AT, 8);
 
 /// The header at the start of every extent. An extent belongs to one topic.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct BlockHeader {
+pub struct ExtentHeader {
     /// The topic the extent belongs to.
     pub topic: String,
     /// The extent's length in bytes, header included.
     pub extent_len: u64,
     /// The extent's sequence number within its topic (0, 1, 2, ...).
-    pub block_seq: u64,
+    pub extent_seq: u64,
     /// The sequence number of the extent's first entry.
     pub first_entry_seq: u64,
 }
 
-impl BlockHeader {
+impl ExtentHeader {
     /// Bytes from the extent start to the first frame.
     pub fn data_offset(topic_len: usize) -> u64 {
-        align_up((BLOCK_HEADER_FIXED_LEN + topic_len) as u64, ALIGN)
+        align_up((EXTENT_HEADER_FIXED_LEN + topic_len) as u64, ALIGN)
     }
 
     /// The header's bytes, padded to where the first frame starts.
     pub fn encode(&self) -> Vec<u8> {
         let topic = self.topic.as_bytes();
         let mut b = vec![0u8; Self::data_offset(topic.len()) as usize];
-        b[EXTENT_MAGIC_AT..EXTENT_MAGIC_AT + 4].copy_from_slice(&BLOCK_MAGIC);
+        b[EXTENT_MAGIC_AT..EXTENT_MAGIC_AT + 4].copy_from_slice(&EXTENT_MAGIC);
         put_u16(&mut b, EXTENT_TOPIC_LEN_AT, topic.len() as u16);
         put_u64(&mut b, EXTENT_LEN_AT, self.extent_len);
-        put_u64(&mut b, EXTENT_SEQ_AT, self.block_seq);
+        put_u64(&mut b, EXTENT_SEQ_AT, self.extent_seq);
         put_u64(&mut b, EXTENT_FIRST_ENTRY_AT, self.first_entry_seq);
         let crc = crc64(&[&b[..EXTENT_CRC_AT], topic]);
         put_u64(&mut b, EXTENT_CRC_AT, crc);
-        b[BLOCK_HEADER_FIXED_LEN..BLOCK_HEADER_FIXED_LEN + topic.len()].copy_from_slice(topic);
+        b[EXTENT_HEADER_FIXED_LEN..EXTENT_HEADER_FIXED_LEN + topic.len()].copy_from_slice(topic);
         b
     }
 
     /// Decodes an extent header from `b`, which starts at the extent and
-    /// holds at least `BLOCK_HEADER_FIXED_LEN + MAX_TOPIC_LEN` bytes or runs
+    /// holds at least `EXTENT_HEADER_FIXED_LEN + MAX_TOPIC_LEN` bytes or runs
     /// to the end of the segment. `room` is the number of bytes from the
     /// extent start to the end of the segment. Returns `None` for anything
     /// that is not a whole, valid header: the magic must be `WBLK`, the topic
@@ -93,14 +93,14 @@ impl BlockHeader {
     /// extent length must be a multiple of `unit`, fit in `room` and exceed
     /// the header, both sequence numbers must lie below [`MAX_SEQ`], and the
     /// name must be UTF-8.
-    pub fn decode(b: &[u8], room: u64, unit: u64) -> Option<BlockHeader> {
-        if b.len() < BLOCK_HEADER_FIXED_LEN
-            || b[EXTENT_MAGIC_AT..EXTENT_MAGIC_AT + 4] != BLOCK_MAGIC
+    pub fn decode(b: &[u8], room: u64, unit: u64) -> Option<ExtentHeader> {
+        if b.len() < EXTENT_HEADER_FIXED_LEN
+            || b[EXTENT_MAGIC_AT..EXTENT_MAGIC_AT + 4] != EXTENT_MAGIC
         {
             return None;
         }
         let topic_len = u16_at(b, EXTENT_TOPIC_LEN_AT) as usize;
-        let name_at = BLOCK_HEADER_FIXED_LEN;
+        let name_at = EXTENT_HEADER_FIXED_LEN;
         if topic_len == 0 || topic_len > MAX_TOPIC_LEN || b.len() < name_at + topic_len {
             return None;
         }
@@ -113,15 +113,15 @@ impl BlockHeader {
         if !extent_len.is_multiple_of(unit) || extent_len > room || extent_len <= data_offset {
             return None;
         }
-        let (block_seq, first_entry_seq) =
+        let (extent_seq, first_entry_seq) =
             (u64_at(b, EXTENT_SEQ_AT), u64_at(b, EXTENT_FIRST_ENTRY_AT));
-        if block_seq >= MAX_SEQ || first_entry_seq >= MAX_SEQ {
+        if extent_seq >= MAX_SEQ || first_entry_seq >= MAX_SEQ {
             return None;
         }
-        Some(BlockHeader {
+        Some(ExtentHeader {
             topic: String::from_utf8(topic.to_vec()).ok()?,
             extent_len,
-            block_seq,
+            extent_seq,
             first_entry_seq,
         })
     }

@@ -54,7 +54,7 @@ pub struct SegmentHeader {
     /// The segment size in bytes (equals the file length).
     pub size_bytes: u64,
     /// The extent unit in bytes.
-    pub block_unit_bytes: u64,
+    pub extent_unit_bytes: u64,
 }
 
 impl SegmentHeader {
@@ -65,7 +65,7 @@ impl SegmentHeader {
         put_u32(&mut b, SEGMENT_VERSION_AT, SEGMENT_VERSION);
         put_u64(&mut b, SEGMENT_ID_AT, self.id);
         put_u64(&mut b, SEGMENT_SIZE_AT, self.size_bytes);
-        put_u64(&mut b, SEGMENT_UNIT_AT, self.block_unit_bytes);
+        put_u64(&mut b, SEGMENT_UNIT_AT, self.extent_unit_bytes);
         let crc = crc64(&[&b[..SEGMENT_CRC_AT]]);
         put_u64(&mut b, SEGMENT_CRC_AT, crc);
         b
@@ -104,10 +104,11 @@ impl SegmentHeader {
         let header = SegmentHeader {
             id: u64_at(b, SEGMENT_ID_AT),
             size_bytes: u64_at(b, SEGMENT_SIZE_AT),
-            block_unit_bytes: u64_at(b, SEGMENT_UNIT_AT),
+            extent_unit_bytes: u64_at(b, SEGMENT_UNIT_AT),
         };
-        let unit_ok = header.block_unit_bytes >= 4096 && header.block_unit_bytes.is_power_of_two();
-        if !unit_ok || header.size_bytes < header.block_unit_bytes * 2 {
+        let unit_ok =
+            header.extent_unit_bytes >= 4096 && header.extent_unit_bytes.is_power_of_two();
+        if !unit_ok || header.size_bytes < header.extent_unit_bytes * 2 {
             return Err(Error::Corruption {
                 file: file.into(),
                 offset: 0,

@@ -13,7 +13,7 @@ fn segment_header_round_trips_and_rejects_damage() {
     let h = SegmentHeader {
         id: 7,
         size_bytes: 1 << 26,
-        block_unit_bytes: 1 << 20,
+        extent_unit_bytes: 1 << 20,
     };
     let mut b = h.encode();
     let p = Path::new("seg");
@@ -47,24 +47,24 @@ fn segment_header_round_trips_and_rejects_damage() {
 }
 
 #[test]
-fn block_header_round_trips_and_is_bounded() {
-    let h = BlockHeader {
+fn extent_header_round_trips_and_is_bounded() {
+    let h = ExtentHeader {
         topic: "orders".into(),
         extent_len: 8192,
-        block_seq: 3,
+        extent_seq: 3,
         first_entry_seq: 99,
     };
     let b = h.encode();
-    assert_eq!(b.len() as u64, BlockHeader::data_offset(6));
-    assert_eq!(BlockHeader::decode(&b, 8192, 4096), Some(h.clone()));
+    assert_eq!(b.len() as u64, ExtentHeader::data_offset(6));
+    assert_eq!(ExtentHeader::decode(&b, 8192, 4096), Some(h.clone()));
     assert_eq!(
-        BlockHeader::decode(&b, 4096, 4096),
+        ExtentHeader::decode(&b, 4096, 4096),
         None,
         "extent past segment end"
     );
     let mut flipped = b.clone();
     flipped[41] ^= 0x10;
-    assert_eq!(BlockHeader::decode(&flipped, 8192, 4096), None);
+    assert_eq!(ExtentHeader::decode(&flipped, 8192, 4096), None);
 }
 
 #[test]
@@ -88,7 +88,7 @@ proptest! {
         if let Ok(h) = FrameHeader::decode(&bytes, bytes.len() as u64) {
             let _ = h.payload_ranges(&bytes[..h.len as usize]);
         }
-        let _ = BlockHeader::decode(&bytes, bytes.len() as u64, 4096);
+        let _ = ExtentHeader::decode(&bytes, bytes.len() as u64, 4096);
     }
 
     #[test]
@@ -127,7 +127,7 @@ fn golden_names() -> Vec<String> {
 struct GoldenExtent {
     segment: u64,
     start: u64,
-    header: BlockHeader,
+    header: ExtentHeader,
     frames_end: u64,
     next_seq: u64,
 }
@@ -141,7 +141,7 @@ fn walk_golden_segment(b: &[u8], frames: &mut usize) -> Vec<GoldenExtent> {
         .unwrap();
     assert_eq!(&seg.encode()[..], &b[..SEGMENT_HEADER_LEN]);
     assert_eq!(
-        (seg.size_bytes, seg.block_unit_bytes),
+        (seg.size_bytes, seg.extent_unit_bytes),
         (b.len() as u64, EXTENT_UNIT)
     );
     assert!(b[SEGMENT_HEADER_LEN..EXTENT_UNIT as usize]
@@ -151,11 +151,11 @@ fn walk_golden_segment(b: &[u8], frames: &mut usize) -> Vec<GoldenExtent> {
     let mut off = EXTENT_UNIT as usize;
     while off < b.len() {
         let room = (b.len() - off) as u64;
-        let Some(header) = BlockHeader::decode(&b[off..], room, EXTENT_UNIT) else {
+        let Some(header) = ExtentHeader::decode(&b[off..], room, EXTENT_UNIT) else {
             assert!(b[off..].iter().all(|&x| x == 0), "zeros end the region");
             break;
         };
-        let data = BlockHeader::data_offset(header.topic.len()) as usize;
+        let data = ExtentHeader::data_offset(header.topic.len()) as usize;
         assert_eq!(header.encode(), &b[off..off + data]);
         let end = off + header.extent_len as usize;
         let (mut at, mut seq) = (off + data, header.first_entry_seq);
@@ -212,9 +212,9 @@ fn golden_segments_re_encode_to_their_exact_bytes() {
         chains.entry(&e.header.topic).or_default().push(e);
     }
     for (topic, mut chain) in chains {
-        chain.sort_by_key(|e| e.header.block_seq);
+        chain.sort_by_key(|e| e.header.extent_seq);
         for w in chain.windows(2) {
-            assert!(w[0].header.block_seq < w[1].header.block_seq, "{topic}");
+            assert!(w[0].header.extent_seq < w[1].header.extent_seq, "{topic}");
             assert_eq!(w[0].next_seq, w[1].header.first_entry_seq, "{topic}");
         }
     }
@@ -321,14 +321,14 @@ fn expected_doc_tables() -> Vec<(&'static str, Vec<Row>)> {
             row(SEGMENT_HEADER_LEN, "..", format!("zero up to offset {EXTENT_UNIT}")),
         ]),
         ("extent header", vec![
-            row(EXTENT_MAGIC_AT, 4, magic(&BLOCK_MAGIC)),
+            row(EXTENT_MAGIC_AT, 4, magic(&EXTENT_MAGIC)),
             row(EXTENT_TOPIC_LEN_AT, 2, format!("topic name length, 1..={MAX_TOPIC_LEN}")),
             row(EXTENT_TOPIC_LEN_AT + 2, 2, "reserved, 0"),
             row(EXTENT_LEN_AT, 8, "extent length in bytes"),
             row(EXTENT_SEQ_AT, 8, "extent sequence number"),
             row(EXTENT_FIRST_ENTRY_AT, 8, "sequence number of the first entry"),
             row(EXTENT_CRC_AT, 8, format!("crc64 of bytes 0..{EXTENT_CRC_AT} followed by the topic name")),
-            row(BLOCK_HEADER_FIXED_LEN, "n", "topic name"),
+            row(EXTENT_HEADER_FIXED_LEN, "n", "topic name"),
         ]),
         ("frame", vec![
             row(FRAME_CRC_AT, 8, format!("crc64 of bytes {FRAME_LEN_AT}..frame_length")),

@@ -1,22 +1,22 @@
 //! The scan of one extent's frames (from its start, or from where a
-//! recovery checkpoint vouches they are valid), and the marking of what
+//! recovery snapshot vouches they are valid), and the marking of what
 //! recovery cuts out: dead extents and stale headers past a region's end.
 
 use super::*;
 
-/// Returns where the valid frames of `block` end (offset, next entry),
-/// reading from `vouched` (a checkpointed position) or from the start.
+/// Returns where the valid frames of `extent` end (offset, next entry),
+/// reading from `vouched` (a vouched-for position) or from the start.
 pub(super) fn scan_frames(
-    block: &Block,
+    extent: &Extent,
     vouched: Option<(u64, u64)>,
     topic: &str,
     truncated_at: Option<u64>,
     report: &mut RecoveryReport,
 ) -> Result<(u64, u64)> {
-    let segment = &block.segment;
-    let (mut off, mut seq) = vouched.unwrap_or((block.data_start, block.first_seq));
+    let segment = &extent.segment;
+    let (mut off, mut seq) = vouched.unwrap_or((extent.data_start, extent.first_seq));
     // Frames are checked from a window of the extent read in large pieces,
-    // not with two reads per frame. After a checkpointed prefix the first
+    // not with two reads per frame. After a vouched-for prefix the first
     // read is small: usually nothing follows it.
     let mut window = Window {
         start: off,
@@ -27,14 +27,14 @@ pub(super) fn scan_frames(
             SCAN_WINDOW_BYTES
         },
     };
-    while off + FRAME_HEADER_LEN as u64 <= block.end {
-        let header = window.get(segment, off, FRAME_HEADER_LEN as u64, block.end)?;
-        let problem = match FrameHeader::decode(header, block.end - off) {
+    while off + FRAME_HEADER_LEN as u64 <= extent.end {
+        let header = window.get(segment, off, FRAME_HEADER_LEN as u64, extent.end)?;
+        let problem = match FrameHeader::decode(header, extent.end - off) {
             Err(crate::format::FrameError::Empty) => {
                 // Zeros where the next frame would start: the end of the
                 // topic's frames, unless the file was cut here or something
                 // follows the zeros (a frame whose header was lost).
-                let to = block.end;
+                let to = extent.end;
                 if truncated_at.is_some_and(|t| t < off + FRAME_HEADER_LEN as u64) {
                     format!(
                         "the segment was truncated at {}: entries from here on, if any, are lost",
@@ -63,7 +63,7 @@ pub(super) fn scan_frames(
                 }
             }
             Ok(h) => {
-                let frame = window.get(segment, off, h.len, block.end)?;
+                let frame = window.get(segment, off, h.len, extent.end)?;
                 match h.verify(frame) {
                     Err(e) => e.to_string(),
                     Ok(()) if h.first_seq != seq => {
@@ -126,7 +126,7 @@ pub(super) fn mark_dead(c: &Candidate) -> Result<()> {
 pub(super) fn mark_dead_at(segment: &Segment, start: u64) -> Result<()> {
     segment
         .file
-        .write_all_at(&DEAD_BLOCK_MAGIC, start)
+        .write_all_at(&DEAD_EXTENT_MAGIC, start)
         .and_then(|()| segment.file.sync())
         .map_err(|e| {
             Error::io(
@@ -136,14 +136,14 @@ pub(super) fn mark_dead_at(segment: &Segment, start: u64) -> Result<()> {
         })
 }
 
-/// Marks dead every valid block header from `from` to the end of the
+/// Marks dead every valid extent header from `from` to the end of the
 /// segment, reading the tail in large windows (it is normally all zeros).
 pub(super) fn kill_stale_headers(
     segment: &Segment,
     from: u64,
     report: &mut RecoveryReport,
 ) -> Result<()> {
-    let probe_len = (BLOCK_HEADER_FIXED_LEN + MAX_TOPIC_LEN) as u64;
+    let probe_len = (EXTENT_HEADER_FIXED_LEN + MAX_TOPIC_LEN) as u64;
     let mut window = Window {
         start: from,
         bytes: Vec::new(),
@@ -163,8 +163,8 @@ pub(super) fn kill_stale_headers(
         }
         let len = probe_len.min(segment.size_bytes - off);
         let bytes = window.get(segment, off, len, segment.size_bytes)?;
-        if bytes[0..4] == BLOCK_MAGIC
-            && BlockHeader::decode(bytes, segment.size_bytes - off, EXTENT_UNIT).is_some()
+        if bytes[0..4] == EXTENT_MAGIC
+            && ExtentHeader::decode(bytes, segment.size_bytes - off, EXTENT_UNIT).is_some()
         {
             report.dropped.push(Dropped {
                 file: segment.path.clone(),

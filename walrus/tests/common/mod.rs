@@ -14,7 +14,7 @@ pub fn builder(dir: &Path, backend: Backend) -> WalrusBuilder {
         .backend(backend)
         .quiet(true)
         .segment_bytes(256 * 1024)
-        .block_bytes(16 * 1024)
+        .extent_bytes(16 * 1024)
         .fsync(FsyncSchedule::NoFsync)
         .consistency(ReadConsistency::StrictlyAtOnce)
 }

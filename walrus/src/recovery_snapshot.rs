@@ -1,11 +1,11 @@
-//! The recovery checkpoint records, for every live extent, a prefix of its
+//! The recovery snapshot records, for every live extent, a prefix of its
 //! frames known to be durable, so that the next open verifies only what
 //! follows. It is written at a clean close (covering everything) and after a
 //! sync round (the `Milliseconds` flusher's, an explicit `sync()`, or under
-//! `SyncEach` one run for the purpose) once `checkpoint_every_bytes` of new
+//! `SyncEach` one run for the purpose) once `recovery_snapshot_every_bytes` of new
 //! extents were handed out since the last one: the writer notes each
 //! extent's committed end (and whether it is sealed), syncs every segment,
-//! and only then writes the checkpoint. An open after a crash therefore
+//! and only then writes the recovery snapshot. An open after a crash therefore
 //! re-reads about what was written since the last sync round plus the
 //! topics' current extents, not the whole log.
 //!
@@ -31,7 +31,7 @@ const TMP_NAME: &str = "recovery.ckpt.tmp";
 /// (segment id, extent start) -> what is vouched for.
 pub type Extents = HashMap<(u64, u64), Vouched>;
 
-/// Reads and deletes the checkpoint. `Ok(None)` when there is none or it is
+/// Reads and deletes the recovery snapshot. `Ok(None)` when there is none or it is
 /// damaged (a warning is logged); `Err` only when it cannot be deleted.
 pub fn take(storage: &dyn Storage, dir: &Path) -> Result<Option<Extents>> {
     let path = dir.join(NAME);
@@ -69,7 +69,7 @@ fn read(storage: &dyn Storage, path: &Path) -> Option<Extents> {
     Some(layout::decode(&b)?.into_iter().collect())
 }
 
-/// Writes the checkpoint crash-safely (temp file, fsync, rename, fsync dir).
+/// Writes the recovery snapshot crash-safely (temp file, fsync, rename, fsync dir).
 /// The caller has made every extent it lists durable first.
 pub fn write(storage: &dyn Storage, dir: &Path, extents: &Extents) -> Result<()> {
     let b = layout::encode(extents.iter());
