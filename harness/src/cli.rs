@@ -152,7 +152,7 @@ fn describe(s: &Settings) -> String {
     let list = |v: Vec<String>| v.join(",");
     format!(
         "{:?}: stores={} fsync={} threads={} entry_size={}B batch={} consistency={} \
-         duration={} data_dir={}",
+         duration={} rounds={} data_dir={}",
         s.command,
         list(s.stores.iter().map(|k| k.to_string()).collect()),
         list(s.fsync.iter().map(|f| f.to_string()).collect()),
@@ -161,6 +161,7 @@ fn describe(s: &Settings) -> String {
         list(s.batch_sizes.iter().map(|b| b.to_string()).collect()),
         list(s.consistency.iter().map(|c| c.to_string()).collect()),
         crate::format::secs(s.duration),
+        s.rounds,
         s.data_dir.display()
     )
 }

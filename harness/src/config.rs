@@ -139,7 +139,8 @@ pub struct BenchArgs {
     /// Topic layout of write workloads: per-thread or shared [env: WALRUS_TOPICS]
     #[arg(long, value_name = "per-thread|shared")]
     pub topics: Option<String>,
-    /// Repeated rounds of `compare` (medians are reported) [env: WALRUS_ROUNDS]
+    /// Alternated rounds of every store per case, for every command; each
+    /// table row is the median round [env: WALRUS_ROUNDS]
     #[arg(long, value_name = "N")]
     pub rounds: Option<String>,
     /// Parent of the fresh per-run data directories [env: WALRUS_DATA_DIR]
