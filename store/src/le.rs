@@ -6,37 +6,48 @@
 //! literals. They panic if the field does not fit: callers check a record's
 //! length once, before reading its fields, which is where a short record
 //! read from disk must be caught.
+//!
+//! Every function is `#[inline]`: the engine encodes each frame with them,
+//! and as calls across the crate boundary they cost the append path about
+//! 69 instructions per 1 KiB append, 4% (callgrind, `examples/append_cost.rs`).
 
 /// The `u16` at `at..at + 2`.
+#[inline]
 pub fn u16_at(b: &[u8], at: usize) -> u16 {
     u16::from_le_bytes(field(b, at))
 }
 
 /// The `u32` at `at..at + 4`.
+#[inline]
 pub fn u32_at(b: &[u8], at: usize) -> u32 {
     u32::from_le_bytes(field(b, at))
 }
 
 /// The `u64` at `at..at + 8`.
+#[inline]
 pub fn u64_at(b: &[u8], at: usize) -> u64 {
     u64::from_le_bytes(field(b, at))
 }
 
 /// Writes `v` at `at..at + 2`.
+#[inline]
 pub fn put_u16(b: &mut [u8], at: usize, v: u16) {
     b[at..at + 2].copy_from_slice(&v.to_le_bytes());
 }
 
 /// Writes `v` at `at..at + 4`.
+#[inline]
 pub fn put_u32(b: &mut [u8], at: usize, v: u32) {
     b[at..at + 4].copy_from_slice(&v.to_le_bytes());
 }
 
 /// Writes `v` at `at..at + 8`.
+#[inline]
 pub fn put_u64(b: &mut [u8], at: usize, v: u64) {
     b[at..at + 8].copy_from_slice(&v.to_le_bytes());
 }
 
+#[inline]
 fn field<const N: usize>(b: &[u8], at: usize) -> [u8; N] {
     match b.get(at..at + N) {
         Some(bytes) => bytes.try_into().expect("a slice of N bytes"),

@@ -112,6 +112,7 @@ pub trait LogStore: Send + Sync {
 }
 
 /// Checks a topic name against the rules every store enforces.
+#[inline]
 pub fn validate_topic(topic: &str) -> Result<()> {
     if topic.is_empty() {
         return Err(Error::InvalidTopic {
@@ -135,6 +136,7 @@ pub fn validate_topic(topic: &str) -> Result<()> {
 }
 
 /// Checks a batch's entry count against [`MAX_BATCH_ENTRIES`].
+#[inline]
 pub fn validate_batch_len(len: usize) -> Result<()> {
     if len == 0 || len > MAX_BATCH_ENTRIES {
         return Err(Error::InvalidBatch {

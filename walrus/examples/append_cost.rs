@@ -3,6 +3,12 @@
 //! the first argument (`fd` or `mmap`), in a fresh directory (the second
 //! argument). Run it under `valgrind --tool=callgrind` and divide the
 //! instruction count by 20,000 (minus an empty run's count, if wanted).
+//! A fourth argument `handle` appends through a [`walrus_wal::TopicHandle`]
+//! instead of by topic name.
+//!
+//! ```text
+//! valgrind --tool=callgrind target/release/examples/append_cost fd /tmp/ac 20000 [handle]
+//! ```
 
 use walrus_wal::{Backend, FsyncSchedule, ReadConsistency, Walrus};
 
@@ -17,6 +23,7 @@ fn main() -> walrus_wal::Result<()> {
     };
     let dir = args.next().unwrap_or_else(|| "append_cost_dir".into());
     let entries: usize = args.next().and_then(|n| n.parse().ok()).unwrap_or(ENTRIES);
+    let by_handle = args.next().as_deref() == Some("handle");
     let wal = Walrus::builder()
         .data_dir(&dir)
         .backend(backend)
@@ -27,8 +34,15 @@ fn main() -> walrus_wal::Result<()> {
         .quiet(true)
         .open()?;
     let payload = vec![0x5au8; ENTRY_BYTES];
-    for _ in 0..entries {
-        wal.append_for_topic("probe", &payload)?;
+    if by_handle {
+        let topic = wal.topic("probe")?;
+        for _ in 0..entries {
+            topic.append(&payload)?;
+        }
+    } else {
+        for _ in 0..entries {
+            wal.append_for_topic("probe", &payload)?;
+        }
     }
     drop(wal);
     Ok(())

@@ -84,7 +84,9 @@ mod topic;
 
 pub use bytes::Bytes;
 pub use crc::crc64;
-pub use engine::{PendingWrite, SegmentSync, SyncLead, TopicInfo, Walrus, WalrusBuilder};
+pub use engine::{
+    PendingWrite, SegmentSync, SyncLead, TopicHandle, TopicInfo, Walrus, WalrusBuilder,
+};
 pub use recovery::{Dropped, RecoveryReport};
 pub use storage::Backend;
 pub use store::{

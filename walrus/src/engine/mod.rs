@@ -4,6 +4,7 @@
 //! - `builder`: [`WalrusBuilder`], the settings and their validation;
 //! - `open`: the directory lock, recovery, and cursor reconciliation;
 //! - `write`: appends (frames written, extents allocated);
+//! - `handle`: [`TopicHandle`], a topic looked up once;
 //! - `pending`: the public group-commit API ([`PendingWrite`],
 //!   [`SegmentSync`], [`SyncLead`]);
 //! - `read`: reads and cursor persistence;
@@ -13,12 +14,14 @@
 mod background;
 mod builder;
 mod flush;
+mod handle;
 mod open;
 mod pending;
 mod read;
 mod write;
 
 pub use builder::WalrusBuilder;
+pub use handle::TopicHandle;
 pub use pending::{PendingWrite, SegmentSync, SyncLead};
 
 use crate::alloc::Allocator;
@@ -195,15 +198,7 @@ impl Walrus {
     /// blocking appends are `append_pending(..)?.wait()`.
     pub fn append_pending(&self, topic: &str, payloads: &[&[u8]]) -> Result<PendingWrite> {
         let written = self.inner.write(topic, payloads)?;
-        let sync = (self.inner.fsync == FsyncSchedule::SyncEach).then(|| SegmentSync {
-            inner: self.inner.clone(),
-            segment: written.segment,
-        });
-        Ok(PendingWrite {
-            sync,
-            ticket: written.ticket,
-            publication: written.publication,
-        })
+        Ok(self.inner.pending(written))
     }
 
     /// Returns the entry at the topic's cursor, `None` when there is none

@@ -7,6 +7,7 @@ use super::{Inner, TopicInfo};
 use crate::read::Reader;
 use crate::store::{validate_topic, Entry, ReadConsistency, Result};
 use crate::topic::Topic;
+use std::sync::Arc;
 
 impl Inner {
     /// Reads up to `max_entries` entries totalling at most `max_bytes` of
@@ -22,11 +23,22 @@ impl Inner {
         let Some(topic) = self.topics.read().get(topic_name).cloned() else {
             return Ok(Vec::new());
         };
+        self.read_from(&topic, max_bytes, max_entries, checkpoint)
+    }
+
+    /// [`read`](Self::read) from a topic already looked up.
+    pub(super) fn read_from(
+        &self,
+        topic: &Arc<Topic>,
+        max_bytes: usize,
+        max_entries: usize,
+        checkpoint: bool,
+    ) -> Result<Vec<Entry>> {
         let mut r = topic.reader.lock();
-        let mut batch = r.collect(&topic, max_bytes, max_entries)?;
+        let mut batch = r.collect(topic, max_bytes, max_entries)?;
         let entries = std::mem::take(&mut batch.entries);
         if checkpoint && !entries.is_empty() {
-            self.persist_cursor(&topic, &mut r, batch.next_seq, entries.len() as u64)?;
+            self.persist_cursor(topic, &mut r, batch.next_seq, entries.len() as u64)?;
             r.consume(batch);
         }
         r.let_go_of_large_frame();

@@ -4,6 +4,7 @@
 
 use super::pending::Publication;
 use super::Inner;
+use super::{PendingWrite, SegmentSync};
 use crate::format::{align_up, encode_frame, frame_len, ExtentHeader, ALIGN};
 use crate::segment::{Segment, EXTENT_UNIT};
 use crate::storage::StorageFile;
@@ -13,7 +14,10 @@ use std::sync::Arc;
 
 /// What the write step of an append leaves for the durability step.
 pub(super) struct Written {
-    pub(super) segment: Arc<Segment>,
+    /// `SyncEach`: the segment whose group commit the append waits for.
+    /// (Not cloned otherwise: its count is a cache line every topic of the
+    /// segment would write twice per append.)
+    pub(super) segment: Option<Arc<Segment>>,
     pub(super) ticket: u64,
     /// `SyncEach`: what to make readable once durable.
     pub(super) publication: Option<Publication>,
@@ -53,21 +57,43 @@ fn write_streamed_frame(
 }
 
 impl Inner {
+    /// What an append waits on for its acknowledgement: under `SyncEach`
+    /// its segment's group commit, else nothing (the schedule syncs).
+    #[inline(always)]
+    pub(super) fn pending(self: &Arc<Self>, written: Written) -> PendingWrite {
+        let sync = written.segment.map(|segment| SegmentSync {
+            inner: self.clone(),
+            segment,
+        });
+        PendingWrite {
+            sync,
+            ticket: written.ticket,
+            publication: written.publication,
+        }
+    }
+
     /// The write step of an append: validates, encodes the frame and writes
     /// it under the topic's writer lock. Readers see the entries when this
     /// returns; the caller decides how to wait for durability.
+    #[inline(always)]
     pub(super) fn write(&self, topic_name: &str, payloads: &[&[u8]]) -> Result<Written> {
         validate_topic(topic_name)?;
+        self.write_to(&self.topic(topic_name)?, payloads)
+    }
+
+    /// [`write`](Self::write) to a topic already looked up (a
+    /// [`TopicHandle`](super::TopicHandle) holds it): no map, no lock on it.
+    #[inline(always)]
+    pub(super) fn write_to(&self, topic: &Arc<Topic>, payloads: &[&[u8]]) -> Result<Written> {
         validate_batch_len(payloads.len())?;
         let len = frame_len(payloads.iter().map(|p| p.len()));
         self.check_frame_len(len, payloads)?;
         self.check_writable()?;
-        let topic = self.topic(topic_name)?;
         let mut w = topic.writer.lock();
         let need = align_up(len, ALIGN);
         let extent = match &w.extent {
             Some(b) if b.room() >= need => b.clone(),
-            _ => self.new_extent(&topic, &mut w, need)?,
+            _ => self.new_extent(topic, &mut w, need)?,
         };
         let at = extent.written();
         debug_assert!(extent.room() >= need, "the frame fits its extent");
@@ -142,7 +168,7 @@ impl Inner {
             }
         });
         Written {
-            segment: extent.segment.clone(),
+            segment: sync_each.then(|| extent.segment.clone()),
             ticket,
             publication,
         }

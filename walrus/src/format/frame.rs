@@ -37,6 +37,7 @@ const _: () = assert!((FRAME_HEADER_LEN as u64).is_multiple_of(ALIGN));
 
 /// Writes a frame's fixed header and payload lengths into `out` (cleared
 /// first), its checksum left zero.
+#[inline]
 fn put_head(out: &mut Vec<u8>, len: u64, first_seq: u64, payloads: &[&[u8]]) {
     out.clear();
     out.resize(
