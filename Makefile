@@ -196,8 +196,8 @@ docs-screenshot: report-deps ## README's docs/img/compare-report.png from a comp
 CRASH_CASES ?= 100000
 KILL_POINTS ?= 300
 crash-soak: deps ## long crash suites: CRASH_CASES model cases, KILL_POINTS kills per store x mode
-	PROPTEST_CASES=$(CRASH_CASES) $(CARGO) test --release -p walrus-wal --test crash_model
-	CRASH_IMAGES=$(or $(CRASH_IMAGES),200000) $(CARGO) test --release -p walrus-wal --test concurrent_crash_model -- --nocapture
+	PROPTEST_CASES=$(CRASH_CASES) $(CARGO) test --release -p walrus-wal --test all -- crash_model:: --skip concurrent_crash_model::
+	CRASH_IMAGES=$(or $(CRASH_IMAGES),200000) $(CARGO) test --release -p walrus-wal --test all -- concurrent_crash_model:: --nocapture
 	KILL_POINTS=$(KILL_POINTS) $(CARGO) test --release -p walrus-proptests --features rocksdb,sled --test process_kill -- --nocapture
 
 FUZZ_SECONDS ?= 300

@@ -109,7 +109,7 @@ proptest! {
     }
 }
 
-/// The golden instance directory (`tests/golden/v1`, see tests/golden.rs).
+/// The golden instance directory (`tests/golden/v1`, see tests/all/golden.rs).
 fn golden_dir() -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/v1")
 }

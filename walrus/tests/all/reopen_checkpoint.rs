@@ -2,8 +2,7 @@
 //! re-reading extents; it is used once, and a crash or a damaged checkpoint
 //! only means a full scan.
 
-mod common;
-use common::*;
+use crate::common::*;
 
 fn fill(wal: &walrus_wal::Walrus) {
     for i in 0..300 {

@@ -5,8 +5,7 @@
 //! instance as a failed blocking sync does. Under the other schedules a
 //! pending write is acknowledged at once.
 
-mod common;
-use common::*;
+use crate::common::*;
 use std::fs::File;
 use std::path::Path;
 use std::sync::Arc;

@@ -10,8 +10,7 @@
 //! Its field readers duplicate the engine's on purpose: a reader that
 //! imported the engine's layouts would prove nothing about the page.
 
-#[path = "common/golden_history.rs"]
-mod golden_history;
+use crate::golden_history;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};

@@ -5,8 +5,7 @@
 //! (a 1 GiB entry, 2,000 × 1 MiB batches, peak RSS measured) is
 //! `make large-entries`.
 
-mod common;
-use common::*;
+use crate::common::*;
 use std::sync::Arc;
 use walrus_wal::{Backend, FsyncSchedule, Walrus};
 

@@ -3,8 +3,7 @@
 //! sanitizer would map alike stay apart, none escapes the data directory,
 //! and every directory name decodes back to its key.
 
-mod common;
-use common::*;
+use crate::common::*;
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use walrus_wal::{key, Backend, ReadConsistency, Walrus};
@@ -149,7 +148,8 @@ fn a_legacy_directory_named_by_the_raw_key_is_still_opened() {
 #[test]
 fn walrus_rust_constructors_take_any_key() {
     // `Walrus::new_for_key` and friends read WALRUS_DATA_DIR, as walrus-rust's
-    // do; this is the only test in this binary that sets it.
+    // do; every test that sets it holds `ENV_LOCK`.
+    let _env = crate::ENV_LOCK.lock().unwrap_or_else(|e| e.into_inner());
     let tmp = tempfile::tempdir().unwrap();
     std::env::set_var("WALRUS_DATA_DIR", tmp.path());
     std::env::set_var("WALRUS_QUIET", "1");

@@ -2,8 +2,7 @@
 //! bounded under a steady produce-and-consume load. The background thread
 //! deletes them, so the test gives it a moment after each round.
 
-mod common;
-use common::*;
+use crate::common::*;
 
 #[test]
 fn consumed_segments_are_deleted() {

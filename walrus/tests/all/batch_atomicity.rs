@@ -1,8 +1,7 @@
 //! A batch is one frame under one checksum: after a crash that tears it, none
 //! of its entries come back, and entries before it are intact.
 
-mod common;
-use common::*;
+use crate::common::*;
 use std::os::unix::fs::FileExt;
 use walrus_wal::Error;
 

@@ -2,8 +2,7 @@
 //! a working instance, never an overflow, a panic or a dead background
 //! thread.
 
-mod common;
-use common::*;
+use crate::common::*;
 use std::path::Path;
 use std::sync::Arc;
 use walrus_wal::testing::{FileKind, OpenMode, SimStorage, Storage};

@@ -5,8 +5,7 @@
 //! frame, at the commit point while the writer goes on, or at the end of a
 //! sealed extent must never hide, repeat or tear an entry.
 
-mod common;
-use common::*;
+use crate::common::*;
 use proptest::prelude::*;
 use std::collections::VecDeque;
 use walrus_wal::ReadConsistency;

@@ -2,8 +2,7 @@
 //! gets `Error::Locked`; bad directories and keys get typed errors.
 //! (How any UTF-8 key names its own directory: tests/instance_keys.rs.)
 
-mod common;
-use common::*;
+use crate::common::*;
 use walrus_wal::{Backend, Error, Walrus};
 
 #[test]

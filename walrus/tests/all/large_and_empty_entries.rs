@@ -2,8 +2,7 @@
 //! the maximum (4 GiB - 12 KiB) are refused with a typed error and change
 //! nothing. Entries larger than a segment: tests/larger_than_a_segment.rs.
 
-mod common;
-use common::*;
+use crate::common::*;
 use walrus_wal::Error;
 
 #[test]

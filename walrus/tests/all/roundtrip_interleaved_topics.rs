@@ -1,8 +1,7 @@
 //! Entries of interleaved topics come back per topic, in order, byte-exact,
 //! across extent and segment boundaries and across a reopen, on both backends.
 
-mod common;
-use common::*;
+use crate::common::*;
 
 #[test]
 fn interleaved_topics_round_trip_and_survive_reopen() {

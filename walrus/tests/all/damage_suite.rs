@@ -23,11 +23,9 @@
 //! where mounts are allowed, again on a 64 MiB tmpfs and a 64 MiB
 //! loop-mounted ext4; otherwise it says in one line why it skipped those.
 
-mod common;
-#[path = "common/scratch_fs.rs"]
-mod scratch_fs;
+use crate::scratch_fs;
 
-use common::payload;
+use crate::common::payload;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -6,11 +6,9 @@
 //! from vouching for it, cursor-log damage is reported, and the mmap backend
 //! never dies of SIGBUS on a tmpfs.
 
-mod common;
-#[path = "common/scratch_fs.rs"]
-mod scratch_fs;
+use crate::scratch_fs;
 
-use common::*;
+use crate::common::*;
 use std::path::Path;
 use walrus_wal::{Backend, Error, FsyncSchedule, ReadConsistency, Walrus};
 

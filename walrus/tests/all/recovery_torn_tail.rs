@@ -1,8 +1,7 @@
 //! A record torn by a crash mid-write is dropped with the rest of its topic's
 //! tail; every entry before it, and every other topic, survives.
 
-mod common;
-use common::*;
+use crate::common::*;
 use std::os::unix::fs::FileExt;
 
 #[test]

@@ -2,8 +2,7 @@
 //! moved to `lost+found` at open (a file of a newer format version is a
 //! typed error), and never cost data that was acknowledged before.
 
-mod common;
-use common::*;
+use crate::common::*;
 use walrus_wal::{Backend, Error};
 
 fn seed(dir: &std::path::Path) {

@@ -2,8 +2,7 @@
 //! returned, the topic keeps the valid prefix before it, and other topics,
 //! including those written later in the same segment, survive.
 
-mod common;
-use common::*;
+use crate::common::*;
 use std::os::unix::fs::FileExt;
 
 #[test]

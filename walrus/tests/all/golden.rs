@@ -6,8 +6,8 @@
 //! new golden files, and this test kept for the old ones.
 //!
 //! The directory was written by [`regenerate_golden_files`] (run it with
-//! `cargo test -p walrus-wal --features test-support --test golden --
-//! --ignored regenerate`); regenerating rewrites the committed files and
+//! `cargo test -p walrus-wal --features test-support --test all --
+//! --ignored golden::regenerate`); regenerating rewrites the committed files and
 //! must only be done together with a format version change. The byte-level
 //! checks against the `format` module are the crate's own unit tests
 //! (`format::tests`), and `golden_decoder.rs` decodes the same files with a
@@ -21,9 +21,7 @@ fn golden_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/v1")
 }
 
-#[path = "common/golden_history.rs"]
-mod golden_history;
-use golden_history::*;
+use crate::golden_history::*;
 
 fn builder(data_dir: &Path, backend: Backend) -> WalrusBuilder {
     Walrus::builder()

@@ -1,8 +1,7 @@
 //! Cursors survive reopen: StrictlyAtOnce never redelivers a consumed entry;
 //! AtLeastOnce redelivers at most `persist_every` entries after a crash.
 
-mod common;
-use common::*;
+use crate::common::*;
 use walrus_wal::ReadConsistency;
 
 #[test]

@@ -2,8 +2,7 @@
 //! group commit and with the background flusher: nothing is lost, reordered
 //! within a thread, or duplicated.
 
-mod common;
-use common::*;
+use crate::common::*;
 use std::sync::Arc;
 use walrus_wal::FsyncSchedule;
 

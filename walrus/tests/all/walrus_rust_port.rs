@@ -33,9 +33,10 @@ fn application(key: &str) -> io::Result<Vec<String>> {
 
 #[test]
 fn a_walrus_rust_application_runs_unchanged() {
+    // walrus-rust reads WALRUS_DATA_DIR; every test that sets it holds
+    // `ENV_LOCK`.
+    let _env = crate::ENV_LOCK.lock().unwrap_or_else(|e| e.into_inner());
     let tmp = tempfile::tempdir().unwrap();
-    // walrus-rust reads WALRUS_DATA_DIR; this binary has one test, so
-    // setting it races nothing.
     std::env::set_var("WALRUS_DATA_DIR", tmp.path());
     std::env::set_var("WALRUS_QUIET", "1");
     let seen = application("prod/payments::v1").unwrap();
