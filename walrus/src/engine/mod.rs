@@ -30,7 +30,7 @@ use crate::recovery::RecoveryReport;
 use crate::segment::Segment;
 use crate::storage::Storage;
 use crate::store::{
-    validate_topic, Entry, Error, FsyncSchedule, LogStore, ReadConsistency, Result,
+    validate_topic, Entry, Error, FailureLatch, FsyncSchedule, LogStore, ReadConsistency, Result,
     MAX_BATCH_ENTRIES,
 };
 use crate::topic::Topic;
@@ -39,7 +39,7 @@ use parking_lot::{Mutex, RwLock};
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
 /// A topic-based write-ahead log. See the crate docs and `docs/format.md`.
@@ -67,8 +67,8 @@ struct Inner {
     /// Held while a recovery snapshot is taken and written (one file, one writer).
     snapshotting: Mutex<()>,
     signal: Signal,
-    failed: AtomicBool,
-    failure: Mutex<Option<String>>,
+    /// Tripped by the first failed sync: every later write is refused.
+    failure: FailureLatch,
     report: RecoveryReport,
     _lock: Option<File>,
 }
@@ -308,20 +308,15 @@ impl LogStore for Walrus {
 }
 
 impl Inner {
+    #[inline(always)]
     fn check_writable(&self) -> Result<()> {
-        if self.failed.load(Ordering::Acquire) {
-            let reason = self.failure.lock().clone().unwrap_or_default();
-            return Err(Error::Failed(reason));
-        }
-        Ok(())
+        self.failure.check()
     }
 
     /// Refuses all later writes: the data an fsync failed to persist cannot
     /// be assumed durable, and a retried fsync may falsely succeed.
     fn fail(&self, error: Error) -> Error {
-        let mut failure = self.failure.lock();
-        failure.get_or_insert_with(|| error.to_string());
-        self.failed.store(true, Ordering::Release);
+        self.failure.trip(&error);
         tracing::error!("walrus: refusing further writes: {error}");
         error
     }

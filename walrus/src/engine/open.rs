@@ -9,13 +9,13 @@ use crate::cursor::CursorStore;
 use crate::recovery::{self, Dropped, RecoveryReport, TopicState};
 use crate::segment::{Segment, EXTENT_UNIT};
 use crate::storage::Storage;
-use crate::store::{Error, FsyncSchedule, ReadConsistency, Result};
+use crate::store::{Error, FailureLatch, FsyncSchedule, ReadConsistency, Result};
 use crate::topic::Topic;
 use parking_lot::{Mutex, RwLock};
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
 /// The topics an instance opens with, and the segments it can delete at once.
@@ -66,8 +66,7 @@ impl Walrus {
             snapshot_every: b.snapshot_every,
             snapshotting: Mutex::new(()),
             signal: Signal::default(),
-            failed: AtomicBool::new(false),
-            failure: Mutex::new(None),
+            failure: FailureLatch::new(),
             report,
             _lock: lock,
         });

@@ -5,7 +5,7 @@
 use super::background::release_consumed;
 use super::{Inner, TopicInfo};
 use crate::read::Reader;
-use crate::store::{validate_topic, Entry, ReadConsistency, Result};
+use crate::store::{validate_topic, Entry, Result};
 use crate::topic::Topic;
 use std::sync::Arc;
 
@@ -65,13 +65,7 @@ impl Inner {
         seq: u64,
         consumed: u64,
     ) -> Result<()> {
-        let due = match self.consistency {
-            ReadConsistency::StrictlyAtOnce => true,
-            ReadConsistency::AtLeastOnce { persist_every } => {
-                r.unpersisted() + consumed >= persist_every as u64
-            }
-        };
-        if !due {
+        if !self.consistency.persist_due(r.unpersisted(), consumed) {
             r.note_unpersisted(consumed);
             return Ok(());
         }
