@@ -35,21 +35,31 @@ const_assert_layout!(FRAME_FIRST_SEQ_AT, FRAME_COUNT_AT, 4); // count + reserved
 const_assert_layout!(FRAME_HEADER_LEN, FRAME_FIRST_SEQ_AT, 8);
 const _: () = assert!((FRAME_HEADER_LEN as u64).is_multiple_of(ALIGN));
 
-/// Writes a frame's fixed header and payload lengths into `out` (cleared
-/// first), its checksum left zero.
-#[inline]
-fn put_head(out: &mut Vec<u8>, len: u64, first_seq: u64, payloads: &[&[u8]]) {
-    out.clear();
-    out.resize(
-        FRAME_HEADER_LEN + FRAME_PAYLOAD_LEN_BYTES * payloads.len(),
-        0,
+/// Checks that `payloads` fit a frame starting at entry `first_seq`,
+/// writes the frame's fixed header and payload lengths into `out` (cleared
+/// first), its checksum left zero, and returns the frame length (padding
+/// excluded).
+#[inline(always)]
+fn put_head(out: &mut Vec<u8>, first_seq: u64, payloads: &[&[u8]]) -> u64 {
+    debug_assert!(!payloads.is_empty() && payloads.len() <= MAX_BATCH_ENTRIES);
+    let len = frame_len(payloads.iter().map(|p| p.len()));
+    assert!(
+        len <= u32::MAX as u64,
+        "frame of {len} bytes: lengths are u32 on disk"
     );
+    assert!(
+        first_seq < MAX_SEQ,
+        "entry {first_seq} past the sequence range"
+    );
+    out.clear();
+    out.resize(payload_len_at(payloads.len()), 0);
     put_u32(out, FRAME_LEN_AT, len as u32);
     put_u16(out, FRAME_COUNT_AT, payloads.len() as u16);
     put_u64(out, FRAME_FIRST_SEQ_AT, first_seq);
     for (i, p) in payloads.iter().enumerate() {
         put_u32(out, payload_len_at(i), p.len() as u32);
     }
+    len
 }
 
 /// Offset, within a frame, of payload `i`'s length.
@@ -67,18 +77,8 @@ pub fn frame_len(payload_lens: impl IntoIterator<Item = usize>) -> u64 {
 
 /// Encodes a frame into `out` (cleared first), padded to [`ALIGN`].
 pub fn encode_frame(out: &mut Vec<u8>, first_seq: u64, payloads: &[&[u8]]) {
-    debug_assert!(!payloads.is_empty() && payloads.len() <= MAX_BATCH_ENTRIES);
-    let len = frame_len(payloads.iter().map(|p| p.len()));
-    assert!(
-        len <= u32::MAX as u64,
-        "frame of {len} bytes: lengths are u32 on disk"
-    );
-    assert!(
-        first_seq < MAX_SEQ,
-        "entry {first_seq} past the sequence range"
-    );
-    out.reserve(align_up(len, ALIGN) as usize);
-    put_head(out, len, first_seq, payloads);
+    let len = put_head(out, first_seq, payloads);
+    out.reserve(align_up(len, ALIGN) as usize - out.len());
     for p in payloads {
         out.extend_from_slice(p);
     }
@@ -119,17 +119,7 @@ fn check_encoded_frame(out: &[u8], first_seq: u64, payloads: &[&[u8]]) {
 /// back to back, then zero padding to [`ALIGN`]. Returns the frame length
 /// (padding excluded).
 pub fn encode_frame_head(out: &mut Vec<u8>, first_seq: u64, payloads: &[&[u8]]) -> u64 {
-    debug_assert!(!payloads.is_empty() && payloads.len() <= MAX_BATCH_ENTRIES);
-    let len = frame_len(payloads.iter().map(|p| p.len()));
-    assert!(
-        len <= u32::MAX as u64,
-        "frame of {len} bytes: lengths are u32 on disk"
-    );
-    assert!(
-        first_seq < MAX_SEQ,
-        "entry {first_seq} past the sequence range"
-    );
-    put_head(out, len, first_seq, payloads);
+    let len = put_head(out, first_seq, payloads);
     let mut parts: Vec<&[u8]> = Vec::with_capacity(payloads.len() + 1);
     parts.push(&out[FRAME_LEN_AT..]);
     parts.extend_from_slice(payloads);
