@@ -3,7 +3,7 @@
 
 use std::fmt;
 use std::hash::{Hash, Hasher};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 use walrus_store::{Error, FsyncSchedule, LogStore, Result, StoreConfig};
@@ -71,7 +71,8 @@ pub struct StoreInfo {
     /// binary it needs is installed); the error says what is missing.
     pub ready: fn() -> std::result::Result<(), String>,
     /// Opens the store's own files in `dir` (the `<dir>/<store_name>`
-    /// subdirectory; [`open_store`] claims the parent).
+    /// subdirectory, or for Walrus the data directory itself; [`open_store`]
+    /// claims the data directory).
     pub open: fn(&Path, StoreConfig) -> Result<Box<dyn LogStore>>,
 }
 
@@ -381,7 +382,9 @@ impl Hash for StoreKind {
 /// settings of `config`.
 ///
 /// `dir` gets a `LOGSTORE` marker naming the store, and the store's own files
-/// go in the subdirectory `<dir>/<store name>`. Opening a directory whose
+/// go in the subdirectory `<dir>/<store name>` (Walrus: its instance
+/// directories go in `dir` itself, where `Walrus::builder().data_dir(dir)`
+/// puts them). Opening a directory whose
 /// marker names another store, a non-empty directory without a marker, or a
 /// path that is a regular file fails with [`Error::BadDirectory`]; a store
 /// compiled out of this build fails with [`Error::InvalidInput`] naming the
@@ -395,7 +398,20 @@ pub fn open_store(kind: StoreKind, dir: &Path, config: StoreConfig) -> Result<Bo
     }
     let info = kind.info();
     claim_dir(dir, info.store_name)?;
-    (info.open)(&dir.join(info.store_name), config)
+    (info.open)(&files_dir(kind, dir), config)
+}
+
+/// Where a store's own files go in its data directory: `<dir>/<store
+/// name>`, except for Walrus, whose instances sit in `dir` itself as the
+/// engine's `Walrus::builder().data_dir(dir)` puts them (`<dir>/default`),
+/// so either opens what the other wrote. A directory from before that
+/// (`<dir>/walrus/default`) keeps its layout.
+fn files_dir(kind: StoreKind, dir: &Path) -> PathBuf {
+    let own = dir.join(kind.store_name());
+    match kind {
+        StoreKind::Walrus(_) if !own.join("default").is_dir() => dir.to_path_buf(),
+        _ => own,
+    }
 }
 
 /// Opens the Walrus engine itself rather than a `Box<dyn LogStore>`, in
@@ -405,12 +421,77 @@ pub fn open_store(kind: StoreKind, dir: &Path, config: StoreConfig) -> Result<Bo
 pub fn open_walrus(dir: &Path, backend: Backend, config: StoreConfig) -> Result<Walrus> {
     let kind = StoreKind::Walrus(backend);
     claim_dir(dir, kind.store_name())?;
-    crate::walrus::open(&dir.join(kind.store_name()), backend, config)
+    crate::walrus::open(&files_dir(kind, dir), backend, config)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use walrus_store::{FsyncSchedule, ReadConsistency};
+
+    const CONFIG: StoreConfig = StoreConfig {
+        consistency: ReadConsistency::StrictlyAtOnce,
+        fsync: FsyncSchedule::SyncEach,
+    };
+
+    /// Issue 19's "two layouts for one engine": the builder and
+    /// `open_store` now put an instance in the same place.
+    #[test]
+    fn open_store_and_the_engine_builder_open_one_directory() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        {
+            let wal = Walrus::builder().data_dir(dir).quiet(true).open().unwrap();
+            wal.append_for_topic("t", b"from the builder").unwrap();
+        }
+        let kind = StoreKind::Walrus(Backend::Mmap);
+        {
+            let store = open_store(kind, dir, CONFIG).unwrap();
+            let got = store
+                .read_next("t", true)
+                .unwrap()
+                .expect("the builder's entry");
+            assert_eq!(&got.data[..], b"from the builder");
+            store.append("t", b"from open_store").unwrap();
+        }
+        assert!(
+            dir.join("default").is_dir(),
+            "the instance is <dir>/default"
+        );
+        let wal = Walrus::builder().data_dir(dir).quiet(true).open().unwrap();
+        let got = wal
+            .read_next("t", true)
+            .unwrap()
+            .expect("open_store's entry");
+        assert_eq!(&got.data[..], b"from open_store");
+        drop(wal);
+        match open_store(StoreKind::Raw, dir, CONFIG) {
+            Err(Error::BadDirectory { reason, .. }) => assert!(reason.contains("`walrus`")),
+            Err(e) => panic!("raw on a walrus directory: {e}"),
+            Ok(_) => panic!("raw opened a walrus directory"),
+        }
+    }
+
+    /// A directory `open_store` made before the layouts were one
+    /// (`<dir>/walrus/default`) still opens where its data is.
+    #[test]
+    fn a_directory_in_the_old_open_store_layout_keeps_its_data() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        claim_dir(dir, "walrus").unwrap();
+        {
+            let old = Walrus::builder()
+                .data_dir(dir.join("walrus"))
+                .quiet(true)
+                .open()
+                .unwrap();
+            old.append_for_topic("t", b"old layout").unwrap();
+        }
+        let store = open_store(StoreKind::Walrus(Backend::Fd), dir, CONFIG).unwrap();
+        let got = store.read_next("t", true).unwrap().expect("the old entry");
+        assert_eq!(&got.data[..], b"old layout");
+        assert!(!dir.join("default").exists(), "no second instance made");
+    }
 
     #[test]
     fn names_round_trip() {

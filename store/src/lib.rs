@@ -18,6 +18,7 @@
 //! | `latch` | [`FailureLatch`]: refuse writes after a failed sync |
 //! | `dir` | [`lock_dir`]: one open instance per directory |
 //! | [`le`] | little-endian reads and writes at byte offsets |
+//! | [`marker`] | the `LOGSTORE` file naming the store a data directory holds |
 //!
 //! # Contract
 //!
@@ -46,6 +47,7 @@ mod dir;
 mod error;
 mod latch;
 pub mod le;
+pub mod marker;
 
 /// The buffer type of [`Entry::data`].
 pub use bytes::Bytes;

@@ -190,8 +190,15 @@ fn lock_dir(data_dir: &Path, dir: &Path) -> Result<File> {
         return Err(bad("it is not a directory".into()));
     }
     create_dir_durably(dir).map_err(|e| bad(format!("cannot create {}: {e}", dir.display())))?;
+    // The data directory says it holds Walrus instances, as `open_store`
+    // marks it: either opens what the other made, and no other store
+    // opens it.
+    crate::store::marker::mark_dir(data_dir, STORE_NAME)?;
     crate::store::lock_dir(dir)
 }
+
+/// The store name the `LOGSTORE` marker of a data directory holds.
+const STORE_NAME: &str = "walrus";
 
 /// Creates `dir` and any missing parents, and fsyncs the parent of each
 /// directory it created: a directory entry is durable only once its parent
