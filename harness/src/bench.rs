@@ -17,7 +17,9 @@ use crate::rounds::{
 };
 use crate::runner::{CellOutcome, Workload};
 use crate::stores::{backend_label, StoreKind};
-use crate::workload::{PhaseStats, Rates, ReadMode, ReadSpec, TopicMode, WriteSpec};
+use crate::workload::{
+    PhaseStats, Rates, ReadMode, ReadSpec, TopicMode, WriteSpec, POPULATE_DEADLINE,
+};
 
 // Field order of each row struct *is* the CSV column order; the first
 // columns are exactly those the benchmarking guide documents, extra ones
@@ -473,10 +475,23 @@ pub(crate) fn run_reads(
         for &consistency in &settings.consistency {
             for &(mode, batch) in &read_modes(settings) {
                 for &threads in &settings.threads {
-                    let write = WriteSpec {
-                        duration: settings.write_duration,
-                        topics: TopicMode::PerThread,
-                        ..write_spec(settings, threads, 1)
+                    // Every store reads back the same READ_ENTRIES entries
+                    // (a timed populate leaves a slow writer a small,
+                    // cache-resident set), unless a write duration was asked
+                    // for, as the guide's read benchmark describes.
+                    let write = if settings.populate_for_duration {
+                        WriteSpec {
+                            duration: settings.write_duration,
+                            topics: TopicMode::PerThread,
+                            ..write_spec(settings, threads, 1)
+                        }
+                    } else {
+                        WriteSpec {
+                            duration: POPULATE_DEADLINE,
+                            count: Some(settings.read_entries.div_ceil(threads as u64)),
+                            topics: TopicMode::PerThread,
+                            ..write_spec(settings, threads, 1)
+                        }
                     };
                     let read = ReadSpec {
                         threads,

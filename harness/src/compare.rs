@@ -21,6 +21,7 @@ use crate::rounds::{
 };
 use crate::runner::{CellOutcome, Workload};
 use crate::stores::{backend_label, StoreKind};
+use crate::workload::POPULATE_DEADLINE;
 use crate::workload::{PhaseStats, Rates, ReadMode, ReadSpec, TopicMode, WriteSpec};
 
 /// One workload of the matrix, run against every store.
@@ -39,9 +40,6 @@ impl Case {
         o.read.as_ref().unwrap_or(&o.write)
     }
 }
-
-/// Longest a read case's populate may take before it stops short.
-const POPULATE_DEADLINE: std::time::Duration = std::time::Duration::from_secs(120);
 
 /// The matrix: writes for every fsync mode and thread count, one batch
 /// case (sync-each if listed: amortising fsyncs is what batching is for),

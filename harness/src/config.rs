@@ -180,6 +180,10 @@ pub struct Settings {
     pub threads: Vec<usize>,
     pub duration: Duration,
     pub write_duration: Duration,
+    /// The read benchmark's populate: `READ_ENTRIES` entries in every store
+    /// unless `WALRUS_WRITE_DURATION` (or `--write-duration`) asks for the
+    /// guide's timed write phase.
+    pub populate_for_duration: bool,
     pub read_duration: Duration,
     pub warmup: Duration,
     /// Open-loop target rate (appends per second per cell, split evenly
@@ -374,15 +378,13 @@ impl Settings {
             d.duration,
             false,
         )?;
-        let write_duration = duration_setting(
-            setting(
-                "write-duration",
-                &args.write_duration,
-                &["WALRUS_WRITE_DURATION"],
-            )?,
-            duration,
-            false,
+        let write_duration_setting = setting(
+            "write-duration",
+            &args.write_duration,
+            &["WALRUS_WRITE_DURATION"],
         )?;
+        let populate_for_duration = write_duration_setting.is_some();
+        let write_duration = duration_setting(write_duration_setting, duration, false)?;
         let read_duration = duration_setting(
             setting(
                 "read-duration",
@@ -509,6 +511,7 @@ impl Settings {
             threads,
             duration,
             write_duration,
+            populate_for_duration,
             read_duration,
             warmup,
             rate,

@@ -13,6 +13,9 @@ use std::time::{Duration, Instant};
 
 use walrus_wal::{Entry, LogStore};
 
+/// Longest a read case's populate may take before it stops short.
+pub const POPULATE_DEADLINE: std::time::Duration = std::time::Duration::from_secs(120);
+
 pub use crate::config::TopicMode;
 use crate::error::BenchError;
 use crate::format::round;

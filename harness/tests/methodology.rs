@@ -263,3 +263,52 @@ fn a_median_row_is_one_whole_round_and_the_sidecar_is_complete() {
     // The Markdown ends with the command that produced it.
     assert!(out.text.contains("Produced by `"), "{}", out.text);
 }
+
+/// The read benchmark fills every store with the same READ_ENTRIES entries
+/// (a timed populate leaves a slow store a small set to read); a write
+/// duration asked for gives the guide's timed write phase instead.
+#[test]
+fn the_read_benchmark_populates_a_fixed_count_unless_a_write_duration_is_set() {
+    let write_entries = |extra: &[(&str, &str)]| -> Vec<(String, u64)> {
+        let dir = tempfile::tempdir().unwrap();
+        let mut env = vec![
+            ("WALRUS_DURATION", "30ms"),
+            ("WALRUS_WARMUP", "0s"),
+            ("WALRUS_ROUNDS", "1"),
+            ("THREADS", "2"),
+        ];
+        env.extend_from_slice(extra);
+        let s = settings_of(Command::Read, dir.path(), &env);
+        let out = run(&s, &walrus_adapters::open_store).unwrap();
+        assert!(out.failures.is_empty(), "{:?}", out.failures);
+        let csv = out
+            .files
+            .iter()
+            .find(|f| f.extension().is_some_and(|e| e == "csv"))
+            .unwrap();
+        let mut reader = csv::Reader::from_path(csv).unwrap();
+        let header: Vec<String> = reader.headers().unwrap().iter().map(String::from).collect();
+        let col = |name: &str| header.iter().position(|h| h == name).unwrap();
+        reader
+            .records()
+            .map(|r| r.unwrap())
+            .filter(|r| &r[col("phase")] == "write" && &r[col("round")] == "median")
+            .map(|r| {
+                (
+                    r[col("store")].to_string(),
+                    r[col("entries")].parse().unwrap(),
+                )
+            })
+            .collect()
+    };
+    let fixed = write_entries(&[]);
+    assert!(!fixed.is_empty());
+    for (store, entries) in &fixed {
+        assert_eq!(*entries, 2000, "{store} wrote READ_ENTRIES (2,000) entries");
+    }
+    let timed = write_entries(&[("WALRUS_WRITE_DURATION", "50ms")]);
+    assert!(
+        timed.iter().any(|(_, entries)| *entries != 2000),
+        "a timed write phase writes what 50 ms allow: {timed:?}"
+    );
+}
