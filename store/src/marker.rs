@@ -38,65 +38,58 @@ pub fn claim_dir(dir: &Path, store: &str) -> Result<()> {
         Err(e) => return Err(Error::io(format!("inspecting {}", dir.display()), e)),
     }
 
-    let marker = dir.join(MARKER_FILE);
-    match fs::read(&marker) {
-        Ok(bytes) => {
-            let found = String::from_utf8_lossy(&bytes);
-            let found = found.trim();
-            if found == store {
-                Ok(())
-            } else {
-                Err(bad(format!(
-                    "it holds a `{found}` store (per its {MARKER_FILE} file), not a `{store}` \
-                     store; open it with that store or use another directory"
-                )))
-            }
-        }
-        Err(e) if e.kind() == ErrorKind::NotFound => {
-            // A directory with files but no marker was not made by
-            // `open_store`; writing a store into it could mix two stores'
-            // files, so refuse rather than guess.
-            let stranger = fs::read_dir(dir)
-                .map_err(|e| Error::io(format!("listing {}", dir.display()), e))?
-                .filter_map(|entry| entry.ok())
-                .find(|entry| entry.file_name() != MARKER_TMP);
-            if let Some(entry) = stranger {
-                return Err(bad(format!(
-                    "it is not empty (it holds {:?}) and has no {MARKER_FILE} file naming its \
-                     store; use an empty or new directory",
-                    entry.file_name()
-                )));
-            }
-            write_marker(dir, store)
-        }
-        Err(e) => Err(Error::io(format!("reading {}", marker.display()), e)),
+    if let Some(found) = read_marker(dir)? {
+        return same_store(dir, &found, store);
     }
+    // A directory with files but no marker was not made by `open_store`;
+    // writing a store into it could mix two stores' files, so refuse rather
+    // than guess.
+    let stranger = fs::read_dir(dir)
+        .map_err(|e| Error::io(format!("listing {}", dir.display()), e))?
+        .filter_map(|entry| entry.ok())
+        .find(|entry| entry.file_name() != MARKER_TMP);
+    if let Some(entry) = stranger {
+        return Err(bad(format!(
+            "it is not empty (it holds {:?}) and has no {MARKER_FILE} file naming its \
+             store; use an empty or new directory",
+            entry.file_name()
+        )));
+    }
+    write_marker(dir, store)
 }
 
 /// Like [`claim_dir`] for an existing or new directory, without refusing
 /// one that holds files but no marker: a directory that an engine from
 /// before the marker wrote gets one. Refuses a marker naming another store.
 pub fn mark_dir(dir: &Path, store: &str) -> Result<()> {
+    match read_marker(dir)? {
+        Some(found) => same_store(dir, &found, store),
+        None => write_marker(dir, store),
+    }
+}
+
+/// The store name `dir`'s marker holds, `None` when it has none.
+fn read_marker(dir: &Path) -> Result<Option<String>> {
     let marker = dir.join(MARKER_FILE);
     match fs::read(&marker) {
-        Ok(bytes) => {
-            let found = String::from_utf8_lossy(&bytes);
-            let found = found.trim();
-            if found == store {
-                Ok(())
-            } else {
-                Err(Error::BadDirectory {
-                    path: dir.to_path_buf(),
-                    reason: format!(
-                        "it holds a `{found}` store (per its {MARKER_FILE} file), not a \
-                         `{store}` store; open it with that store or use another directory"
-                    ),
-                })
-            }
-        }
-        Err(e) if e.kind() == ErrorKind::NotFound => write_marker(dir, store),
+        Ok(bytes) => Ok(Some(String::from_utf8_lossy(&bytes).trim().to_string())),
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
         Err(e) => Err(Error::io(format!("reading {}", marker.display()), e)),
     }
+}
+
+/// `Ok` when the marker names `store`, else the refusal that names both.
+fn same_store(dir: &Path, found: &str, store: &str) -> Result<()> {
+    if found == store {
+        return Ok(());
+    }
+    Err(Error::BadDirectory {
+        path: dir.to_path_buf(),
+        reason: format!(
+            "it holds a `{found}` store (per its {MARKER_FILE} file), not a `{store}` store; \
+             open it with that store or use another directory"
+        ),
+    })
 }
 
 /// Writes the marker durably (temp file, fsync, rename, fsync of the
