@@ -8,6 +8,7 @@ use crate::storage::{FileKind, OpenMode, Storage, StorageFile};
 use crate::store::{Error, Result};
 use std::path::Path;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// Hands out extents, one segment after another. Extent headers are written
 /// under the allocator's lock so that they reach the file in offset order:
@@ -34,6 +35,11 @@ pub struct Allocation {
 }
 
 impl Allocator {
+    /// The reserve-ahead jobs queued or running, for a sync to wait on.
+    pub(crate) fn reserves_in_flight(&self) -> Arc<ReservesInFlight> {
+        self.preparer.in_flight.clone()
+    }
+
     pub fn new(next_id: u64, segment_bytes: u64) -> Allocator {
         Allocator {
             current: None,
@@ -184,8 +190,42 @@ struct Preparer {
     /// and may have evicted it since).
     /// parking_lot's, also under loom: the thread is a real one.
     progress: Arc<parking_lot::Mutex<(u64, u64)>>,
+    in_flight: Arc<ReservesInFlight>,
     jobs: Option<std::sync::mpsc::SyncSender<ReserveJob>>,
     thread: Option<std::thread::JoinHandle<()>>,
+}
+
+/// The reserve-ahead jobs queued or running. On the mmap backend reserving
+/// dirties the pages it faults in (`MADV_POPULATE_WRITE` on a shared
+/// mapping), so a sync waits for the jobs first: a page faulted in just
+/// after a sync returned would be dirty, unsynced state the sync should have
+/// covered (zeros, not data, but the conformance sync check cannot tell,
+/// and found it: `mmap::sync_succeeds_under_every_schedule`, once).
+#[derive(Default)]
+pub(crate) struct ReservesInFlight {
+    count: parking_lot::Mutex<u64>,
+    done: parking_lot::Condvar,
+}
+
+impl ReservesInFlight {
+    /// Waits until no reserve job is queued or running, for at most
+    /// `timeout` (a sync never waits longer on a head start).
+    pub(crate) fn wait_idle(&self, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        let mut count = self.count.lock();
+        while *count > 0 {
+            if self.done.wait_until(&mut count, deadline).timed_out() {
+                return;
+            }
+        }
+    }
+
+    fn finished(&self) {
+        let mut count = self.count.lock();
+        debug_assert!(*count > 0, "a reserve job ends that was counted");
+        *count -= 1;
+        self.done.notify_all();
+    }
 }
 
 /// A range of a segment to reserve ahead.
@@ -209,11 +249,13 @@ impl Preparer {
         if self.jobs.is_none() {
             let (jobs, queue) = std::sync::mpsc::sync_channel(8);
             let progress = self.progress.clone();
+            let in_flight = self.in_flight.clone();
             let spawned = std::thread::Builder::new()
                 .name("walrus-reserve".into())
                 .spawn(move || {
                     for job in queue {
                         Preparer::run(&progress, job);
+                        in_flight.finished();
                     }
                 });
             match spawned {
@@ -234,7 +276,10 @@ impl Preparer {
                 from,
                 to,
             };
-            let _ = jobs.try_send(job);
+            *self.in_flight.count.lock() += 1;
+            if jobs.try_send(job).is_err() {
+                self.in_flight.finished(); // dropped: the queue is full
+            }
         }
     }
 

@@ -24,7 +24,7 @@ pub use builder::WalrusBuilder;
 pub use handle::TopicHandle;
 pub use pending::{PendingWrite, SegmentSync, SyncLead};
 
-use crate::alloc::Allocator;
+use crate::alloc::{Allocator, ReservesInFlight};
 use crate::cursor::CursorStore;
 use crate::recovery::RecoveryReport;
 use crate::segment::Segment;
@@ -59,6 +59,8 @@ struct Inner {
     max_frame_bytes: u64,
     topics: RwLock<HashMap<String, Arc<Topic>>>,
     alloc: Mutex<Allocator>,
+    /// The allocator's reserve-ahead jobs, which a sync waits for.
+    reserves: Arc<ReservesInFlight>,
     segments: Mutex<BTreeMap<u64, Arc<Segment>>>,
     cursors: CursorStore,
     /// Extent bytes allocated since the last running recovery snapshot.

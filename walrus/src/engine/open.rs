@@ -49,6 +49,7 @@ impl Walrus {
                 deletable.push(segment.clone());
             }
         }
+        let allocator = Allocator::new(recovered.next_segment_id, b.segment_bytes);
         let inner = Arc::new(Inner {
             dir,
             storage,
@@ -59,7 +60,8 @@ impl Walrus {
             // allocator sizes it), up to the largest one a mark describes.
             max_frame_bytes: MAX_SEGMENT_BYTES - 2 * EXTENT_UNIT,
             topics: RwLock::new(topics),
-            alloc: Mutex::new(Allocator::new(recovered.next_segment_id, b.segment_bytes)),
+            reserves: allocator.reserves_in_flight(),
+            alloc: Mutex::new(allocator),
             segments: Mutex::new(recovered.segments),
             cursors,
             since_snapshot: AtomicU64::new(0),
