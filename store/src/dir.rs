@@ -22,13 +22,7 @@ pub const LOCK_FILE: &str = "LOCK";
 /// file is open.
 pub fn lock_dir(dir: &Path) -> Result<File> {
     let path = dir.join(LOCK_FILE);
-    let file = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .read(true)
-        .write(true)
-        .open(&path)
-        .map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
+    let file = open_lock_file(&path)?;
     // A lock just released can still be held for a moment by a child that
     // another thread of this process forked and has not yet exec'd: the
     // child shares the lock's open file description until exec closes it.
@@ -47,6 +41,17 @@ pub fn lock_dir(dir: &Path) -> Result<File> {
             }
         }
     }
+}
+
+/// Opens (creating, never truncating) a file to take an `flock` on.
+pub fn open_lock_file(path: &Path) -> Result<File> {
+    OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .read(true)
+        .write(true)
+        .open(path)
+        .map_err(|e| Error::io(format!("opening {}", path.display()), e))
 }
 
 /// How long a refused lock is retried (see [`lock_dir`]).

@@ -53,7 +53,7 @@ pub mod marker;
 pub use bytes::Bytes;
 pub use config::{FsyncSchedule, ReadConsistency, StoreConfig};
 pub use crc::crc64;
-pub use dir::{lock_dir, LOCK_FILE};
+pub use dir::{lock_dir, open_lock_file, LOCK_FILE};
 pub use error::{Error, Result};
 pub use latch::FailureLatch;
 

@@ -26,7 +26,7 @@
 //! alone decides who runs nodes, so a stale or torn owner file can cost a
 //! wait or a `Locked`, never a second set of nodes.
 
-use std::fs::{self, File, OpenOptions, TryLockError};
+use std::fs::{self, File, TryLockError};
 use std::io::Write;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -66,13 +66,7 @@ impl Use {
 /// says. The returned file holds it; pass it on to every node process.
 pub fn acquire(dir: &Path) -> Result<File> {
     let path = dir.join(LOCK_FILE);
-    let file = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .read(true)
-        .write(true)
-        .open(&path)
-        .map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
+    let file = walrus_store::open_lock_file(&path)?;
     let deadline = Instant::now() + TAKEOVER_TIMEOUT;
     let mut requested = false;
     let result = loop {
