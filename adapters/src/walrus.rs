@@ -9,7 +9,8 @@ use walrus_wal::{Backend, Walrus};
 /// Opens the engine on `backend` in `dir`. The engine logs which backend it
 /// uses; `WALRUS_QUIET=1` (or `true`, `yes`, `on`, as the harness's settings
 /// accept) silences that here as it does for the engine's own `from_env`, so
-/// a benchmark's output stays clean.
+/// a benchmark's output stays clean. `WALRUS_ACTIVE_SEGMENTS` sets the
+/// engine's active segment count.
 pub(crate) fn open(dir: &Path, backend: Backend, config: StoreConfig) -> Result<Walrus> {
     let quiet = std::env::var("WALRUS_QUIET").is_ok_and(|v| {
         matches!(
@@ -17,11 +18,22 @@ pub(crate) fn open(dir: &Path, backend: Backend, config: StoreConfig) -> Result<
             "1" | "true" | "yes" | "on"
         )
     });
-    Walrus::builder()
+    let mut builder = Walrus::builder()
         .quiet(quiet)
         .data_dir(dir)
         .backend(backend)
         .consistency(config.consistency)
-        .fsync(config.fsync)
-        .open()
+        .fsync(config.fsync);
+    // The engine's own knob, for sweeping it through the harness; unset,
+    // the engine picks (see `WalrusBuilder::active_segments`).
+    if let Ok(v) = std::env::var("WALRUS_ACTIVE_SEGMENTS") {
+        let count = v.trim().parse().map_err(|_| {
+            walrus_store::Error::InvalidInput(format!(
+                "WALRUS_ACTIVE_SEGMENTS={v}: a count from 1 to {}",
+                walrus_wal::MAX_ACTIVE_SEGMENTS
+            ))
+        })?;
+        builder = builder.active_segments(count);
+    }
+    builder.open()
 }

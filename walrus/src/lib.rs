@@ -38,7 +38,7 @@
 //! | `engine::read` | the engine's side of a read: cursor persistence as the consistency mode asks | the topic's reader mutex (`Topic::reader`) |
 //! | `engine::flush` | sync rounds and running recovery snapshots | `Inner::snapshotting` (`Mutex<()>`, one recovery snapshot writer) |
 //! | `engine::background` | the background thread; deletion of consumed segments | `Signal::state` (`Mutex`, with its `Condvar`) |
-//! | `alloc` | the extent allocator and its reserve-ahead thread | `Inner::alloc` (`Mutex`); the reserve thread's own progress mutex |
+//! | `alloc` | the extent allocators (one per active segment) and their reserve-ahead threads | `Inner::alloc` (a `Mutex` per lane; a thread holds at most one); each reserve thread's own progress mutex |
 //! | `segment` | a segment file and its count of live extents | atomics only |
 //! | `group_commit` | `GroupSync`: one shared fdatasync per segment (and per cursor log) | its `in_progress` and gather mutexes (leaves) |
 //! | `topic` | a topic's chain of extents (`Extent`, packed atomic marks) and its writer state | `Topic::extents` (`RwLock`), `Topic::writer` (`Mutex`) |
@@ -52,7 +52,7 @@
 //! 1. `Inner::snapshotting`
 //! 2. `Inner::topics` (read; written only to add a topic, holding nothing else)
 //! 3. a topic's `writer` or its `reader` (never both; never two topics' at once)
-//! 4. `Inner::alloc`, then `Inner::segments` (the allocator registers a new
+//! 4. one lane of `Inner::alloc`, then `Inner::segments` (the allocator registers a new
 //!    segment while it holds its own lock)
 //! 5. a topic's `extents` (never held together with `Inner::segments`)
 //! 6. the cursor store's locks
@@ -86,6 +86,7 @@ pub use bytes::Bytes;
 pub use crc::crc64;
 pub use engine::{
     PendingWrite, SegmentSync, SyncLead, TopicHandle, TopicInfo, Walrus, WalrusBuilder,
+    MAX_ACTIVE_SEGMENTS,
 };
 pub use recovery::{Dropped, RecoveryReport};
 pub use storage::Backend;

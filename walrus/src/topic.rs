@@ -209,6 +209,9 @@ pub struct Writer {
     pub extent: Option<Arc<Extent>>,
     pub next_seq: u64,
     pub next_extent_seq: u64,
+    /// The allocator lane (active segment) the topic's extents come from,
+    /// taken at its first extent after open (see `crate::alloc::Lanes`).
+    pub lane: Option<usize>,
     /// Reused encoding buffer.
     pub buf: Vec<u8>,
     /// `SyncEach` only: the topic's sealed extents whose last frames are not
@@ -247,6 +250,7 @@ impl Topic {
                 extent: None,
                 next_seq,
                 next_extent_seq,
+                lane: None,
                 buf: Vec::new(),
                 behind: Vec::new(),
             }),

@@ -17,6 +17,13 @@ const DEFAULT_EXTENT_BYTES: u64 = 1 << 20;
 const DEFAULT_SNAPSHOT_EVERY: u64 = 64 << 20;
 const DEFAULT_DATA_DIR: &str = "wal_files";
 const DEFAULT_KEY: &str = "default";
+/// The default lane count: one per core, at least 4 (threads contend on a
+/// file's inode lock also when they outnumber the cores: 4 lanes against 2
+/// at 4 and 8 threads on 2 cores gave 1.19-1.25× and 0.90-1.11×) and at most
+/// 16.
+const DEFAULT_LANES: std::ops::RangeInclusive<usize> = 4..=16;
+/// The most active segments an instance may have.
+pub const MAX_ACTIVE_SEGMENTS: usize = 64;
 /// The largest segment: every extent must fit a [`crate::topic::Mark`] (and
 /// frame lengths are u32 on disk).
 pub(super) const MAX_SEGMENT_BYTES: u64 = MAX_EXTENT_BYTES - MAX_EXTENT_BYTES % EXTENT_UNIT;
@@ -33,6 +40,7 @@ pub struct WalrusBuilder {
     pub(super) segment_bytes: u64,
     pub(super) extent_bytes: u64,
     pub(super) snapshot_every: u64,
+    pub(super) active_segments: Option<usize>,
     pub(super) quiet: bool,
     #[cfg(feature = "test-support")]
     pub(super) storage: Option<StorageOverride>,
@@ -60,6 +68,7 @@ impl Default for WalrusBuilder {
             segment_bytes: DEFAULT_SEGMENT_BYTES,
             extent_bytes: DEFAULT_EXTENT_BYTES,
             snapshot_every: DEFAULT_SNAPSHOT_EVERY,
+            active_segments: None,
             quiet: false,
             #[cfg(feature = "test-support")]
             storage: None,
@@ -143,6 +152,35 @@ impl WalrusBuilder {
         self.recovery_snapshot_every_bytes(bytes)
     }
 
+    /// How many segments take new extents at once (1 to
+    /// [`MAX_ACTIVE_SEGMENTS`]). Each topic writes the segments of one of
+    /// them, chosen round robin as topics first append, so appenders of
+    /// different topics mostly write different files: a buffered write
+    /// takes its file's inode lock, and one shared file serializes them.
+    ///
+    /// Default: one under `SyncEach` (a group commit then covers all
+    /// waiting appends with one fdatasync) and on the mmap backend (its
+    /// stores take no inode lock); otherwise one per available core, at
+    /// least 4 and at most 16. `WALRUS_ACTIVE_SEGMENTS` sets it in
+    /// [`Self::from_env`] (and in the benchmark harness).
+    pub fn active_segments(mut self, count: usize) -> Self {
+        self.active_segments = Some(count);
+        self
+    }
+
+    /// The lane count [`Self::active_segments`] asked for, or its default.
+    pub(super) fn lanes(&self) -> usize {
+        self.active_segments.unwrap_or_else(|| {
+            if self.fsync == FsyncSchedule::SyncEach || self.backend == Backend::Mmap {
+                1
+            } else {
+                std::thread::available_parallelism()
+                    .map_or(1, |n| n.get())
+                    .clamp(*DEFAULT_LANES.start(), *DEFAULT_LANES.end())
+            }
+        })
+    }
+
     /// Suppresses the backend line logged at open.
     pub fn quiet(mut self, quiet: bool) -> Self {
         self.quiet = quiet;
@@ -157,13 +195,22 @@ impl WalrusBuilder {
         self
     }
 
-    /// Applies `WALRUS_DATA_DIR`, `WALRUS_BACKEND`/`BACKEND` and `WALRUS_QUIET`.
+    /// Applies `WALRUS_DATA_DIR`, `WALRUS_BACKEND`/`BACKEND`, `WALRUS_QUIET`
+    /// and `WALRUS_ACTIVE_SEGMENTS`.
     pub fn from_env(mut self) -> Result<Self> {
         if let Ok(dir) = std::env::var("WALRUS_DATA_DIR") {
             self.data_dir = dir.into();
         }
         self.backend = Backend::from_env().map_err(Error::InvalidInput)?;
         self.quiet = std::env::var("WALRUS_QUIET").is_ok_and(|v| v == "1");
+        if let Ok(v) = std::env::var("WALRUS_ACTIVE_SEGMENTS") {
+            let count = v.trim().parse().map_err(|_| {
+                Error::InvalidInput(format!(
+                    "WALRUS_ACTIVE_SEGMENTS={v}: a count from 1 to {MAX_ACTIVE_SEGMENTS}"
+                ))
+            })?;
+            self.active_segments = Some(count);
+        }
         Ok(self)
     }
 
@@ -189,6 +236,14 @@ impl WalrusBuilder {
                 self.segment_bytes,
                 self.extent_bytes,
                 2 * EXTENT_UNIT
+            )));
+        }
+        if let Some(n) = self
+            .active_segments
+            .filter(|n| !(1..=MAX_ACTIVE_SEGMENTS).contains(n))
+        {
+            return Err(Error::InvalidInput(format!(
+                "{n} active segments: from 1 to {MAX_ACTIVE_SEGMENTS}"
             )));
         }
         if let FsyncSchedule::Milliseconds(0) = self.fsync {

@@ -20,11 +20,11 @@ mod pending;
 mod read;
 mod write;
 
-pub use builder::WalrusBuilder;
+pub use builder::{WalrusBuilder, MAX_ACTIVE_SEGMENTS};
 pub use handle::TopicHandle;
 pub use pending::{PendingWrite, SegmentSync, SyncLead};
 
-use crate::alloc::{Allocator, ReservesInFlight};
+use crate::alloc::{Lanes, ReservesInFlight};
 use crate::cursor::CursorStore;
 use crate::recovery::RecoveryReport;
 use crate::segment::Segment;
@@ -58,7 +58,8 @@ struct Inner {
     extent_bytes: u64,
     max_frame_bytes: u64,
     topics: RwLock<HashMap<String, Arc<Topic>>>,
-    alloc: Mutex<Allocator>,
+    /// The extent allocators, one per active segment.
+    alloc: Lanes,
     /// The allocator's reserve-ahead jobs, which a sync waits for.
     reserves: Arc<ReservesInFlight>,
     segments: Mutex<BTreeMap<u64, Arc<Segment>>>,

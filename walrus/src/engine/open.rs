@@ -4,7 +4,7 @@
 use super::background::{release_consumed, Background, Signal};
 use super::builder::{WalrusBuilder, MAX_SEGMENT_BYTES};
 use super::{Inner, Walrus};
-use crate::alloc::Allocator;
+use crate::alloc::Lanes;
 use crate::cursor::CursorStore;
 use crate::recovery::{self, Dropped, RecoveryReport, TopicState};
 use crate::segment::{Segment, EXTENT_UNIT};
@@ -33,7 +33,12 @@ impl Walrus {
         let dir = crate::key::instance_dir(&b.data_dir, &b.key)?;
         let (storage, lock) = storage_and_lock(&b, &dir)?;
         if !b.quiet {
-            tracing::info!("walrus: {} at {}", storage.describe(), dir.display());
+            tracing::info!(
+                "walrus: {} at {}, {} active segment(s)",
+                storage.describe(),
+                dir.display(),
+                b.lanes()
+            );
         }
         let (cursors, mut positions, cursor_damage) = CursorStore::open(storage.clone(), &dir)?;
         let snapshot = crate::recovery_snapshot::take(&*storage, &dir)?;
@@ -49,7 +54,7 @@ impl Walrus {
                 deletable.push(segment.clone());
             }
         }
-        let allocator = Allocator::new(recovered.next_segment_id, b.segment_bytes);
+        let allocator = Lanes::new(b.lanes(), recovered.next_segment_id, b.segment_bytes);
         let inner = Arc::new(Inner {
             dir,
             storage,
@@ -61,7 +66,7 @@ impl Walrus {
             max_frame_bytes: MAX_SEGMENT_BYTES - 2 * EXTENT_UNIT,
             topics: RwLock::new(topics),
             reserves: allocator.reserves_in_flight(),
-            alloc: Mutex::new(allocator),
+            alloc: allocator,
             segments: Mutex::new(recovered.segments),
             cursors,
             since_snapshot: AtomicU64::new(0),

@@ -204,7 +204,8 @@ impl Inner {
             first_entry_seq: w.next_seq,
         };
         let mut deletable = None;
-        let allocation = self.alloc.lock().allocate(
+        let lane = *w.lane.get_or_insert_with(|| self.alloc.pick());
+        let allocation = self.alloc.lane(lane).lock().allocate(
             &*self.storage,
             &self.dir,
             &header,

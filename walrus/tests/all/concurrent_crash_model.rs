@@ -29,6 +29,10 @@
 //! storage yet. Entries acknowledged but not logged yet are simply not
 //! required.
 //!
+//! Each run takes one to three active segments (lanes), so some topics
+//! share a segment file and others do not, and the recovery opens the image
+//! with the default count.
+//!
 //! The simulated storage stands in for both production backends (fd and
 //! mmap): they differ only below the `Storage` seam, in how bytes reach the
 //! disk, so one model covers both; the process-kill suite runs the real ones.
@@ -347,7 +351,10 @@ struct Run {
 
 fn run_workload(w: &Workload, seed: u64, capture: Capture, max_images: usize) -> Run {
     let sim = SimStorage::new();
+    // One to three active segments, so topics share a segment file or not,
+    // and each recovery (at the default count) opens another lane count.
     let wal = builder(&sim, w.consistency, w.fsync)
+        .active_segments(1 + (seed % 3) as usize)
         .open()
         .expect("open a fresh instance");
     let log = Arc::new(Log::default());

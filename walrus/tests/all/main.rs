@@ -15,6 +15,7 @@ mod scratch_fs;
 /// otherwise race each other.
 pub static ENV_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
+mod active_segments;
 mod bad_files_on_open;
 mod batch_atomicity;
 mod close;

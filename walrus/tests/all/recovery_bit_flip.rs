@@ -5,6 +5,11 @@
 use crate::common::*;
 use std::os::unix::fs::FileExt;
 
+/// One active segment: the topics these tests damage share one file.
+fn one_segment(dir: &std::path::Path, backend: walrus_wal::Backend) -> walrus_wal::Walrus {
+    builder(dir, backend).active_segments(1).open().unwrap()
+}
+
 #[test]
 fn a_flipped_bit_drops_that_entry_and_later_topics_survive() {
     for backend in BACKENDS {
@@ -12,7 +17,7 @@ fn a_flipped_bit_drops_that_entry_and_later_topics_survive() {
         let wal_dir = dir.path().join("default");
         let marker = b"FLIP-ME-PLEASE";
         {
-            let wal = open(dir.path(), backend);
+            let wal = one_segment(dir.path(), backend);
             wal.append_for_topic("victim", b"before").unwrap();
             wal.append_for_topic("victim", marker).unwrap();
             wal.append_for_topic("victim", b"after").unwrap();
@@ -48,7 +53,7 @@ fn a_flipped_bit_in_an_extent_header_spares_other_topics() {
         let dir = tempfile::tempdir().unwrap();
         let wal_dir = dir.path().join("default");
         {
-            let wal = open(dir.path(), backend);
+            let wal = one_segment(dir.path(), backend);
             wal.append_for_topic("first-topic", b"x").unwrap();
             wal.append_for_topic("second-topic", b"y").unwrap();
             wal.simulate_crash();
@@ -83,7 +88,7 @@ fn after_a_clean_close_a_flipped_bit_is_reported_by_the_read() {
         let wal_dir = dir.path().join("default");
         let marker = b"FLIP-ME-PLEASE";
         {
-            let wal = open(dir.path(), backend);
+            let wal = one_segment(dir.path(), backend);
             wal.append_for_topic("victim", b"before").unwrap();
             wal.append_for_topic("victim", marker).unwrap();
         }
