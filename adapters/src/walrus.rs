@@ -18,22 +18,13 @@ pub(crate) fn open(dir: &Path, backend: Backend, config: StoreConfig) -> Result<
             "1" | "true" | "yes" | "on"
         )
     });
-    let mut builder = Walrus::builder()
+    Walrus::builder()
         .quiet(quiet)
         .data_dir(dir)
         .backend(backend)
         .consistency(config.consistency)
-        .fsync(config.fsync);
-    // The engine's own knob, for sweeping it through the harness; unset,
-    // the engine picks (see `WalrusBuilder::active_segments`).
-    if let Ok(v) = std::env::var("WALRUS_ACTIVE_SEGMENTS") {
-        let count = v.trim().parse().map_err(|_| {
-            walrus_store::Error::InvalidInput(format!(
-                "WALRUS_ACTIVE_SEGMENTS={v}: a count from 1 to {}",
-                walrus_wal::MAX_ACTIVE_SEGMENTS
-            ))
-        })?;
-        builder = builder.active_segments(count);
-    }
-    builder.open()
+        .fsync(config.fsync)
+        // The engine's own knob, for sweeping it through the harness.
+        .active_segments_from_env()?
+        .open()
 }

@@ -90,8 +90,8 @@ impl Lanes {
 
     /// The reserve-ahead jobs of every lane queued or running, for a sync
     /// to wait on.
-    pub(crate) fn reserves_in_flight(&self) -> Arc<ReservesInFlight> {
-        self.in_flight.clone()
+    pub(crate) fn reserves(&self) -> &ReservesInFlight {
+        &self.in_flight
     }
 }
 

@@ -203,6 +203,12 @@ impl WalrusBuilder {
         }
         self.backend = Backend::from_env().map_err(Error::InvalidInput)?;
         self.quiet = std::env::var("WALRUS_QUIET").is_ok_and(|v| v == "1");
+        self.active_segments_from_env()
+    }
+
+    /// Applies `WALRUS_ACTIVE_SEGMENTS` when it is set (a count that is not
+    /// a number is `InvalidInput`; one out of range fails at open).
+    pub fn active_segments_from_env(mut self) -> Result<Self> {
         if let Ok(v) = std::env::var("WALRUS_ACTIVE_SEGMENTS") {
             let count = v.trim().parse().map_err(|_| {
                 Error::InvalidInput(format!(

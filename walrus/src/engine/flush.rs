@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 /// The longest a sync waits for the reserve-ahead thread.
 const RESERVE_WAIT: std::time::Duration = std::time::Duration::from_millis(200);
+
 impl Inner {
     /// Records where each live extent's frames end, syncs every segment, and
     /// writes that down as the recovery snapshot, so that the next open
@@ -85,7 +86,7 @@ impl Inner {
         };
         // Pages the reserve-ahead thread faults in are dirty: let it finish
         // what the appends asked of it, so this sync covers them too.
-        self.reserves.wait_idle(RESERVE_WAIT);
+        self.alloc.reserves().wait_idle(RESERVE_WAIT);
         let segments: Vec<_> = self.segments.lock().values().cloned().collect();
         for segment in segments {
             segment.sync_all().map_err(|e| {

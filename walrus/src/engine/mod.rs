@@ -24,7 +24,7 @@ pub use builder::{WalrusBuilder, MAX_ACTIVE_SEGMENTS};
 pub use handle::TopicHandle;
 pub use pending::{PendingWrite, SegmentSync, SyncLead};
 
-use crate::alloc::{Lanes, ReservesInFlight};
+use crate::alloc::Lanes;
 use crate::cursor::CursorStore;
 use crate::recovery::RecoveryReport;
 use crate::segment::Segment;
@@ -58,10 +58,9 @@ struct Inner {
     extent_bytes: u64,
     max_frame_bytes: u64,
     topics: RwLock<HashMap<String, Arc<Topic>>>,
-    /// The extent allocators, one per active segment.
+    /// The extent allocators, one per active segment, and their
+    /// reserve-ahead jobs, which a sync waits for.
     alloc: Lanes,
-    /// The allocator's reserve-ahead jobs, which a sync waits for.
-    reserves: Arc<ReservesInFlight>,
     segments: Mutex<BTreeMap<u64, Arc<Segment>>>,
     cursors: CursorStore,
     /// Extent bytes allocated since the last running recovery snapshot.

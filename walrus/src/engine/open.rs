@@ -32,12 +32,12 @@ impl Walrus {
         }
         let dir = crate::key::instance_dir(&b.data_dir, &b.key)?;
         let (storage, lock) = storage_and_lock(&b, &dir)?;
+        let lanes = b.lanes();
         if !b.quiet {
             tracing::info!(
-                "walrus: {} at {}, {} active segment(s)",
+                "walrus: {} at {}, {lanes} active segment(s)",
                 storage.describe(),
                 dir.display(),
-                b.lanes()
             );
         }
         let (cursors, mut positions, cursor_damage) = CursorStore::open(storage.clone(), &dir)?;
@@ -54,7 +54,6 @@ impl Walrus {
                 deletable.push(segment.clone());
             }
         }
-        let allocator = Lanes::new(b.lanes(), recovered.next_segment_id, b.segment_bytes);
         let inner = Arc::new(Inner {
             dir,
             storage,
@@ -65,8 +64,7 @@ impl Walrus {
             // allocator sizes it), up to the largest one a mark describes.
             max_frame_bytes: MAX_SEGMENT_BYTES - 2 * EXTENT_UNIT,
             topics: RwLock::new(topics),
-            reserves: allocator.reserves_in_flight(),
-            alloc: allocator,
+            alloc: Lanes::new(lanes, recovered.next_segment_id, b.segment_bytes),
             segments: Mutex::new(recovered.segments),
             cursors,
             since_snapshot: AtomicU64::new(0),

@@ -64,10 +64,8 @@ fn every_topic_reads_back_in_order_whatever_the_lane_count_of_each_open() {
                                 let t = th * PER_THREAD + (i as usize % PER_THREAD);
                                 let n = next[t] + i / PER_THREAD as u64;
                                 if i % 7 == 0 {
-                                    let batch: Vec<Vec<u8>> =
-                                        (0..1).map(|_| payload(&topic(t), n)).collect();
-                                    let refs: Vec<&[u8]> = batch.iter().map(|b| &b[..]).collect();
-                                    wal.batch_append_for_topic(&topic(t), &refs).unwrap();
+                                    let p = payload(&topic(t), n);
+                                    wal.batch_append_for_topic(&topic(t), &[&p[..]]).unwrap();
                                 } else {
                                     wal.append_for_topic(&topic(t), &payload(&topic(t), n))
                                         .unwrap();
